@@ -1,0 +1,62 @@
+"""The ``joule`` command: a thin layer over the Python API.
+
+Subcommands live in their own modules (``compiler/cli/<name>.py``) with
+``add_arguments(parser)`` and ``run(args) -> int``; they are imported only when
+used, so ``joule targets`` does not pay for importing TVM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from compiler.errors import JouleError
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "lower": ("compiler.cli.lower", "import an ONNX model and print its loop nests"),
+    "targets": ("compiler.cli.targets", "list the bundled accelerator targets"),
+    "evaluate": ("compiler.cli.evaluate", "score one mapping of one layer on a target"),
+    "compile": ("compiler.cli.compile", "map every layer of a model energy-optimally"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="joule", description="Energy-minimal dataflow mappings for DNN accelerators."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in SUBCOMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in SUBCOMMANDS:
+        parser = build_parser()
+        if argv and not argv[0].startswith("-"):
+            parser.print_usage(sys.stderr)
+            print(f"joule: error: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        parser.parse_args(argv)
+        parser.print_help()
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"joule {name}", description=SUBCOMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except JouleError as err:
+        print(err.message(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("joule: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

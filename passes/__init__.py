@@ -1,0 +1,1 @@
+"""Transformations on Joule's IR: canonicalisation, dataflow constraints, tiling with CP-SAT."""

@@ -1,0 +1,94 @@
+"""The accelerator description as data: storage levels from DRAM inwards, networks, the MAC.
+
+This mirrors Timeloop's architecture model. Levels are ordered outermost
+(DRAM) first; each keeps some tensors (by dataflow role) and bypasses the rest;
+``instances`` says how many copies exist, arranged as ``mesh_x`` x ``mesh_y``.
+Where a level has more instances than the level above, the difference is a
+spatial fan-out whose loops a mapping places on the X and Y axes.
+
+Energies are per *word* (one element of the tensor), already divided by the
+block size where the source quotes them per vector access.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from compiler.ir.loopnest import Role
+
+
+@dataclass(frozen=True)
+class Network:
+    """The network from a level to the instances of the next level that fans out."""
+
+    multicast: bool = True
+    spatial_reduction: bool = False
+    hop_energy_pj: float = 0.0
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class LevelConstraints:
+    """Restrictions a target's design puts on any mapping (Timeloop's arch constraints).
+
+    Dim names are the convolution's (N K C P Q R S G); :mod:`targets.dim_classes`
+    translates them for other ops.
+    """
+
+    temporal_dims: frozenset[str] | None = None  # dims that may have factor > 1 here
+    spatial_x: frozenset[str] | None = None  # dims allowed on the X axis of the fan-out
+    spatial_y: frozenset[str] | None = None
+    permutation: tuple[str, ...] | None = None  # fixed loop order, outermost first
+
+
+@dataclass(frozen=True)
+class StorageLevel:
+    name: str
+    keeps: frozenset[Role]
+    instances: int = 1
+    mesh_x: int = 1
+    mesh_y: int = 1
+    capacity_words: int | None = None  # shared by the kept tensors; None = unbounded
+    capacity_per_tensor: tuple[tuple[Role, int], ...] = ()  # separate buffers per tensor
+    read_pj: float = 0.0
+    write_pj: float = 0.0
+    update_pj: float = 0.0
+    energy_source: str = ""
+    bandwidth_words_per_cycle: float | None = None  # None = never the bottleneck
+    word_bits: int = 16
+    network: Network = field(default_factory=Network)  # towards the inner fan-out
+    constraints: LevelConstraints = field(default_factory=LevelConstraints)
+
+    def capacity_for(self, role: Role) -> int | None:
+        """Words available to ``role`` alone when buffers are split, else None."""
+        return dict(self.capacity_per_tensor).get(role)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    levels: tuple[StorageLevel, ...]
+    mac_energy_pj: float
+    mac_energy_source: str = ""
+    word_bits: int = 16
+    clock_hz: float = 1e9
+    source_file: str = ""
+    content_hash: str = ""
+
+    @property
+    def pes(self) -> int:
+        return self.levels[-1].instances
+
+    def level(self, name: str) -> StorageLevel:
+        for lvl in self.levels:
+            if lvl.name == name:
+                return lvl
+        raise KeyError(name)
+
+    def fanout(self, index: int) -> tuple[int, int]:
+        """(X, Y) fan-out below level ``index``: 1x1 where the next level has as many instances."""
+        if index + 1 >= len(self.levels):
+            return (1, 1)
+        outer, inner = self.levels[index], self.levels[index + 1]
+        return (inner.mesh_x // outer.mesh_x, inner.mesh_y // outer.mesh_y)
