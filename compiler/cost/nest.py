@@ -1,0 +1,123 @@
+"""The mapped loop nest, flattened: what every count in the model is computed from.
+
+A mapping becomes one list of loops, outermost first (``T_0, S_0, T_1, S_1, ...``),
+with each loop's step and each level's boundary position, so that tiles and
+deltas are plain arithmetic over this list (see docs/cost-model.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from compiler.ir.loopnest import LoopNest, Tensor
+from compiler.mapping import Mapping
+
+
+@dataclass(frozen=True)
+class FlatLoop:
+    dim: str
+    factor: int
+    level: int
+    spatial: bool
+    step: int  # product of this dim's factors in every loop nested inside this one
+
+
+@dataclass(frozen=True)
+class FlatNest:
+    loops: tuple[FlatLoop, ...]
+    boundary: tuple[int, ...]  # per level, index of its first temporal loop in ``loops``
+    levels: int
+
+    def reach(self, loops: list[FlatLoop] | tuple[FlatLoop, ...]) -> dict[str, int]:
+        """Per dim, how far its index moves over ``loops``: sum of (f - 1) * step.
+
+        The loops inside a boundary cover a contiguous range (reach = extent - 1);
+        other subsets may leave gaps, and the box spans them (Timeloop's AAHR).
+        """
+        out: dict[str, int] = {}
+        for lp in loops:
+            out[lp.dim] = out.get(lp.dim, 0) + (lp.factor - 1) * lp.step
+        return out
+
+    def inside(self, level: int) -> tuple[FlatLoop, ...]:
+        return self.loops[self.boundary[level] :]
+
+    def outer_temporal(self, level: int) -> list[FlatLoop]:
+        return [lp for lp in self.loops[: self.boundary[level]] if not lp.spatial]
+
+    def instances_above(self, level: int) -> int:
+        """Utilized instances of ``level``: the spatial factors above its boundary."""
+        return math.prod(lp.factor for lp in self.loops[: self.boundary[level]] if lp.spatial)
+
+    def spatial_between(self, outer: int, inner: int) -> list[FlatLoop]:
+        """Spatial loops of the fan-outs from level ``outer`` down to level ``inner``."""
+        return [lp for lp in self.loops if lp.spatial and outer <= lp.level < inner]
+
+
+def flatten(mapping: Mapping, level_names: tuple[str, ...]) -> FlatNest:
+    """Order the mapping's loops as the nest runs them; factor-1 loops are dropped."""
+    by_name = {lvl.level: lvl for lvl in mapping.levels}
+    raw: list[tuple[str, int, int, bool]] = []
+    boundary: list[int] = []
+    for index, name in enumerate(level_names):
+        boundary.append(len(raw))
+        lvl = by_name.get(name)
+        if lvl is None:
+            continue
+        raw += [(lp.dim, lp.factor, index, False) for lp in lvl.temporal if lp.factor > 1]
+        raw += [(lp.dim, lp.factor, index, True) for lp in lvl.spatial if lp.factor > 1]
+    running: dict[str, int] = {}
+    steps = [0] * len(raw)
+    for i in range(len(raw) - 1, -1, -1):
+        dim, factor = raw[i][0], raw[i][1]
+        steps[i] = running.get(dim, 1)
+        running[dim] = steps[i] * factor
+    loops = tuple(
+        FlatLoop(dim, factor, level, spatial, steps[i])
+        for i, (dim, factor, level, spatial) in enumerate(raw)
+    )
+    return FlatNest(loops, tuple(boundary), len(level_names))
+
+
+def axis_terms(tensor: Tensor) -> tuple[tuple[tuple[str, int], ...], ...]:
+    """Per tensor axis, its (dim, coefficient) terms."""
+    return tuple(axis.terms for axis in tensor.projection)
+
+
+def box_extents(terms: tuple[tuple[tuple[str, int], ...], ...], reach: dict[str, int]) -> list[int]:
+    """Per axis, the extent of the box spanned when each dim moves by ``reach``."""
+    return [sum(abs(c) * reach.get(d, 0) for d, c in axis) + 1 for axis in terms]
+
+
+def fills_per_instance(
+    terms: tuple[tuple[tuple[str, int], ...], ...],
+    extents: list[int],
+    outer: list[FlatLoop],
+) -> int:
+    """Words one instance fetches as its tile walks the ``outer`` loops (consecutive deltas).
+
+    ``F = T + sum_L (f_L - 1) * prod(f outside L) * (T - overlap(L))``: when
+    loop L advances and the loops inside it wrap, each axis shifts by
+    ``sum_d c * delta_d`` and the old and new boxes overlap by the product of
+    the per-axis overlaps.
+    """
+    tile = math.prod(extents)
+    total = tile
+    trips = 1
+    coeff = [dict(axis) for axis in terms]
+    for i, loop in enumerate(outer):
+        if loop.factor > 1:
+            count = (loop.factor - 1) * trips
+            delta = {loop.dim: loop.step}
+            for inner in outer[i + 1 :]:
+                delta[inner.dim] = delta.get(inner.dim, 0) - (inner.factor - 1) * inner.step
+            overlap = 1
+            for axis, extent in zip(coeff, extents, strict=True):
+                shift = sum(c * delta.get(d, 0) for d, c in axis.items())
+                overlap *= max(0, extent - abs(shift))
+                if overlap == 0:
+                    break
+            total += count * (tile - overlap)
+        trips *= loop.factor
+    return total

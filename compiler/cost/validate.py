@@ -1,0 +1,90 @@
+"""Is a mapping physically possible? Factors, fan-out and capacities, each violation named."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from compiler.cost.nest import FlatNest, axis_terms, box_extents
+from compiler.errors import MappingError
+from compiler.ir.loopnest import LoopNest
+from compiler.mapping import Mapping
+from targets.spec import Target
+
+
+def check_structure(nest: LoopNest, target: Target, mapping: Mapping) -> None:
+    """Level names, dims, perfect factorisation and spatial fan-out limits."""
+    names = [lvl.name for lvl in target.levels]
+    seen = [lvl.level for lvl in mapping.levels]
+    unknown = [name for name in seen if name not in names]
+    if unknown:
+        raise MappingError(
+            f"mapping names levels {unknown} that target {target.name!r} does not have",
+            hint=f"use the target's levels: {names}",
+        )
+    if [n for n in names if n in seen] != seen:
+        raise MappingError("mapping lists the levels out of order", hint=f"order: {names}")
+    extents = nest.extents
+    products: dict[str, int] = defaultdict(lambda: 1)
+    for lvl in mapping.levels:
+        for lp in (*lvl.temporal, *lvl.spatial):
+            if lp.dim not in extents:
+                raise MappingError(
+                    f"level {lvl.level} has a loop over {lp.dim!r}, not a dim of @{nest.name}",
+                    hint=f"dims are {list(extents)}",
+                )
+            if lp.factor < 1:
+                raise MappingError(f"level {lvl.level}: factor {lp.factor} of {lp.dim} < 1")
+            products[lp.dim] *= lp.factor
+    for dim, extent in extents.items():
+        if products[dim] != extent:
+            raise MappingError(
+                f"the factors of {dim} multiply to {products[dim]}, not its extent {extent}",
+                where=f"layer @{nest.name}",
+                hint="every dim's factors over all levels must multiply to its extent",
+            )
+    for lvl in mapping.levels:
+        fx, fy = target.fanout(names.index(lvl.level))
+        used = {"X": 1, "Y": 1}
+        for lp in lvl.spatial:
+            used[lp.axis or "X"] *= lp.factor
+        if used["X"] > fx or used["Y"] > fy:
+            raise MappingError(
+                f"spatial loops below level {lvl.level} use {used['X']}x{used['Y']} "
+                f"(X x Y) instances but the fan-out is {fx}x{fy}",
+                where=f"layer @{nest.name}",
+                hint="reduce the spatial factors or move them to a level with a fan-out",
+            )
+
+
+def check_capacity(nest: LoopNest, target: Target, flat: FlatNest) -> dict[str, dict[str, int]]:
+    """Tile sizes per level and role; raises when one does not fit."""
+    tiles: dict[str, dict[str, int]] = {}
+    for index, level in enumerate(target.levels):
+        reach = flat.reach(flat.inside(index))
+        sizes = {
+            t.role: math.prod(box_extents(axis_terms(t), reach))
+            for t in nest.tensors
+            if t.role in level.keeps
+        }
+        tiles[level.name] = sizes
+        for role, words in sizes.items():
+            cap = level.capacity_for(role)
+            if cap is not None and words > cap:
+                raise MappingError(
+                    f"the {role} tile at level {level.name} is {words} words, "
+                    f"more than its {cap}-word buffer",
+                    where=f"layer @{nest.name}",
+                    hint="move loops of dims relevant to it to outer levels",
+                )
+        if level.capacity_words is not None:
+            total = sum(sizes.values())
+            if total > level.capacity_words:
+                raise MappingError(
+                    f"tiles at level {level.name} take {total} words "
+                    f"({', '.join(f'{r} {w}' for r, w in sizes.items())}), "
+                    f"more than its capacity of {level.capacity_words}",
+                    where=f"layer @{nest.name}",
+                    hint="move loops to outer levels so the tiles shrink",
+                )
+    return tiles
