@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from compiler.ir.loopnest import LoopNest, Tensor
+from compiler.ir.loopnest import Tensor
 from compiler.mapping import Mapping
 
 
