@@ -186,12 +186,17 @@ class LoopNest:
 
 @dataclass(frozen=True)
 class UnmappedOp:
-    """An op with no MAC loop nest (elementwise, pooling, norms, reshapes): listed, not mapped."""
+    """An op with no MAC loop nest (elementwise, pooling, norms, reshapes): listed, not mapped.
+
+    ``folded`` marks a copy (e.g. Gemm's weight transpose) that the lowering
+    folded into a loop nest's projection: listed so nothing is silently dropped.
+    """
 
     name: str
     op: str
     elements: int
     relax_op: str = ""
+    folded: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "op": self.op, "elements": self.elements}

@@ -41,28 +41,31 @@ class Network:
         return groups
 
     def to_dict(self) -> dict[str, Any]:
+        """The record ``joule lower --json`` prints (exactly these keys)."""
         return {
             "model": self.model,
             "total_macs": self.total_macs,
             "loopnests": [_lower_json(n) for n in self.loopnests],
             "unmapped_ops": [u.to_dict() for u in self.unmapped_ops],
-            "edges": [
-                {"from": a, "to": b, "tensor": data.get("tensor", "")}
-                for a, b, data in self.graph.edges(data=True)
-            ],
         }
 
 
 def _lower_json(nest: LoopNest) -> dict[str, Any]:
     """The per-loop-nest record of ``joule lower --json``."""
-    data = nest.to_dict()
     return {
-        "name": data["name"],
-        "op": data["op"],
-        "onnx_node": data["onnx_node"],
-        "relax_op": data["relax_op"],
-        "dims": data["dims"],
-        "reduction_dims": data["reduction_dims"],
-        "tensors": data["tensors"],
-        "macs": data["macs"],
+        "name": nest.name,
+        "op": nest.op,
+        "onnx_node": nest.onnx_node,
+        "dims": dict(nest.dims),
+        "reduction_dims": [d for d in nest.dim_names if d in nest.reduction],
+        "tensors": [
+            {
+                "name": t.name,
+                "role": t.role,
+                "bits": t.bits,
+                "projection": [str(axis) for axis in t.projection],
+            }
+            for t in nest.tensors
+        ],
+        "macs": nest.macs,
     }

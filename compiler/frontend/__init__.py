@@ -1,0 +1,21 @@
+"""The frontend: ONNX -> Relax -> legalized TIR. TVM is imported here and nowhere else.
+
+``load_onnx`` returns the module after LegalizeOps and the link from Relax
+values back to ONNX nodes; ``describe_module`` turns the module into plain
+Python records (call sites, loop blocks with affine accesses) for the lowering.
+"""
+
+from compiler.frontend.describe import describe_module
+from compiler.frontend.importer import SiteInfo, load_onnx
+from compiler.frontend.reading import ModelSource, read_model
+from compiler.frontend.records import ModuleDescription, OnnxNode
+
+__all__ = [
+    "ModelSource",
+    "ModuleDescription",
+    "OnnxNode",
+    "SiteInfo",
+    "describe_module",
+    "load_onnx",
+    "read_model",
+]
