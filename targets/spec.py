@@ -74,7 +74,9 @@ class Target:
     word_bits: int = 16
     clock_hz: float = 1e9
     source_file: str = ""
-    content_hash: str = ""
+    content_hash: str = ""  # sha256 of the file's bytes: identifies the exact description used
+    technology: str = ""  # process node the energies belong to, e.g. "65nm"
+    notes: str = ""  # what the description leaves out or assumes (leakage, bandwidths, ...)
 
     @property
     def pes(self) -> int:

@@ -1,0 +1,103 @@
+"""``joule targets [NAME]``: list the bundled accelerator targets, or show one in full.
+
+Imports only :mod:`targets` (no TVM), so it answers instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from targets.loader import bundled_targets, load_target
+from targets.spec import StorageLevel, Target
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "target",
+        nargs="?",
+        help="a bundled target name or a path to a target YAML file: print its details",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.target:
+        print(describe(load_target(args.target)))
+        return 0
+    rows = [(t.name, _pes(t), f"{len(t.levels)} levels", t.description) for t in _bundled()]
+    header = ("NAME", "PEs", "LEVELS", "DESCRIPTION")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3])
+    return 0
+
+
+def _bundled() -> list[Target]:
+    return [load_target(name) for name in bundled_targets()]
+
+
+def _pes(target: Target) -> str:
+    inner = target.levels[-1]
+    return f"{target.pes} ({inner.mesh_x}x{inner.mesh_y})"
+
+
+def describe(target: Target) -> str:
+    """Every field of a target, one level per block, for a reader checking the numbers."""
+    lines = [
+        f"{target.name}: {target.description}",
+        f"  file        {target.source_file}",
+        f"  sha256      {target.content_hash}",
+        f"  technology  {target.technology or '-'}",
+        f"  clock       {target.clock_hz / 1e6:g} MHz, words of {target.word_bits} bits",
+        f"  PEs         {_pes(target)}",
+        f"  MAC         {target.mac_energy_pj:g} pJ ({target.mac_energy_source})",
+        "  levels (outermost first):",
+    ]
+    for i, lvl in enumerate(target.levels):
+        lines.extend(_level_lines(target, i, lvl))
+    if target.notes:
+        lines.append(f"  notes: {target.notes}")
+    return "\n".join(lines)
+
+
+def _level_lines(target: Target, index: int, lvl: StorageLevel) -> list[str]:
+    keeps = " ".join(r for r in ("input", "weight", "output") if r in lvl.keeps)
+    if lvl.capacity_per_tensor:
+        capacity = ", ".join(f"{role} {words}" for role, words in lvl.capacity_per_tensor)
+    elif lvl.capacity_words is not None:
+        shared = " shared" if len(lvl.keeps) > 1 else ""
+        capacity = f"{lvl.capacity_words}{shared}"
+    else:
+        capacity = "unbounded"
+    bandwidth = lvl.bandwidth_words_per_cycle
+    out = [
+        f"  [{index}] {lvl.name}: keeps {keeps}; {lvl.instances} instance(s) "
+        f"({lvl.mesh_x}x{lvl.mesh_y}); capacity {capacity} words of {lvl.word_bits} bits",
+        f"      pJ/word read {lvl.read_pj:g}, write {lvl.write_pj:g}, update {lvl.update_pj:g}; "
+        f"bandwidth {'unlimited' if bandwidth is None else f'{bandwidth:g}'} words/cycle",
+        f"      energy source: {lvl.energy_source}",
+    ]
+    c = lvl.constraints
+    for label, dims in (
+        ("temporal dims", c.temporal_dims),
+        ("spatial X", c.spatial_x),
+        ("spatial Y", c.spatial_y),
+    ):
+        if dims is not None:
+            out.append(f"      {label}: {' '.join(_ordered(dims)) or '(none)'}")
+    if c.permutation is not None:
+        out.append(f"      permutation (outermost first): {' '.join(c.permutation)}")
+    fan_x, fan_y = target.fanout(index)
+    if (fan_x, fan_y) != (1, 1) or lvl.network.source:
+        net = lvl.network
+        out.append(
+            f"      network below (fan-out {fan_x}x{fan_y}): "
+            f"multicast {'yes' if net.multicast else 'no'}, "
+            f"spatial reduction {'yes' if net.spatial_reduction else 'no'}, "
+            f"{net.hop_energy_pj:g} pJ/hop ({net.source})"
+        )
+    return out
+
+
+def _ordered(dims: frozenset[str]) -> list[str]:
+    order = "NKCPQRSG"
+    return sorted(dims, key=order.index)
