@@ -1,0 +1,306 @@
+"""Reference simulator: walks a mapped loop nest MAC by MAC and counts every access.
+
+Ground truth for the analytical model (``compiler/cost``) on small layers. It is
+written from docs/cost-model.md alone and shares no code with the model: where
+the model uses closed forms (box extents, delta formulas, products of factors),
+this file enumerates.
+
+* Every MAC of the mapped nest is visited in nest order (outermost loop first,
+  spatial loops included), so ``macs`` is counted, not computed.
+* A level-*l* instance is named by the indices of the spatial loops above *l*'s
+  boundary; its *step* by the indices of the temporal loops above it. The tile
+  held during one (instance, step) is the bounding box of the words the MACs of
+  that period touch (Timeloop's axis-aligned hyper-rectangle).
+* Each instance keeps exactly one resident tile per tensor: moving to the next
+  step fetches the words of the new box missing from the old one (fills) and
+  evicts the rest (for outputs: drains to the parent).
+* Outputs are read-modify-written: a word touched for the first time by an
+  instance is not fetched (it starts at zero) and its first update needs no read.
+* A parent read for a child fill is shared by every child that fetches the same
+  word in the same step when the fan-out multicasts; drained partial sums of the
+  same word in the same step merge into one update when it reduces spatially. A
+  fan-out stage without the feature keeps its branches apart.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from compiler.ir.loopnest import LoopNest, Tensor
+from compiler.mapping import Mapping
+from targets.spec import Target
+
+Point = tuple[int, ...]
+Box = tuple[tuple[int, int], ...]  # per axis (lo, hi), inclusive
+
+
+@dataclass
+class Counts:
+    """Accesses of one tensor at one level, totals over all instances (words)."""
+
+    reads: int = 0
+    fills: int = 0
+    updates: int = 0
+
+
+@dataclass
+class SimResult:
+    macs: int
+    accesses: dict[str, dict[str, Counts]]
+    network_words: dict[str, dict[str, int]] = field(default_factory=dict)
+    first_touches: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def as_tuples(self) -> dict[str, dict[str, tuple[int, int, int]]]:
+        """Counts as plain (reads, fills, updates) tuples, for comparisons."""
+        return {
+            lvl: {role: (c.reads, c.fills, c.updates) for role, c in roles.items()}
+            for lvl, roles in self.accesses.items()
+        }
+
+
+@dataclass(frozen=True)
+class _Loop:
+    dim: str
+    factor: int
+    level: int
+    spatial: bool
+
+
+def _flatten(target: Target, mapping: Mapping) -> tuple[list[_Loop], list[int]]:
+    """The nest's loops outermost first, and each level's boundary position."""
+    by_name = {lvl.level: lvl for lvl in mapping.levels}
+    loops: list[_Loop] = []
+    boundary: list[int] = []
+    for index, level in enumerate(target.levels):
+        boundary.append(len(loops))
+        lvl = by_name.get(level.name)
+        if lvl is None:
+            continue
+        loops += [_Loop(lp.dim, lp.factor, index, False) for lp in lvl.temporal]
+        loops += [_Loop(lp.dim, lp.factor, index, True) for lp in lvl.spatial]
+    return loops, boundary
+
+
+def _steps(loops: list[_Loop]) -> list[int]:
+    """Per loop, the product of its dim's factors in every loop nested inside it."""
+    out = []
+    for i, lp in enumerate(loops):
+        out.append(math.prod(inner.factor for inner in loops[i + 1 :] if inner.dim == lp.dim))
+    return out
+
+
+def _box_points(box: Box) -> set[Point]:
+    return set(itertools.product(*(range(lo, hi + 1) for lo, hi in box)))
+
+
+def _grow(box: Box | None, point: Point) -> Box:
+    if box is None:
+        return tuple((x, x) for x in point)
+    return tuple((min(lo, x), max(hi, x)) for (lo, hi), x in zip(box, point, strict=True))
+
+
+def simulate(nest: LoopNest, target: Target, mapping: Mapping) -> SimResult:
+    """Walk every MAC of ``mapping`` and count reads, fills and updates per level and role."""
+    loops, boundary = _flatten(target, mapping)
+    steps = _steps(loops)
+    nlev = len(target.levels)
+    dims = nest.dim_names
+
+    # Which positions of the index tuple name a level's instance and its step.
+    inst_pos = [[i for i in range(boundary[l_]) if loops[i].spatial] for l_ in range(nlev)]
+    step_pos = [[i for i in range(boundary[l_]) if not loops[i].spatial] for l_ in range(nlev)]
+
+    keepers = {
+        t.role: [i for i, lvl in enumerate(target.levels) if t.role in lvl.keeps]
+        for t in nest.tensors
+    }
+    innermost = {role: levels[-1] for role, levels in keepers.items()}
+
+    # tiles[role][level][instance][step] = bounding box of the words touched then.
+    tiles: dict[str, dict[int, dict[Point, dict[Point, Box]]]] = {
+        t.role: {lvl: defaultdict(dict) for lvl in keepers[t.role]} for t in nest.tensors
+    }
+    mac_reads: dict[str, dict[Point, int]] = {t.role: defaultdict(int) for t in nest.tensors}
+    out_updates: dict[Point, int] = defaultdict(int)
+    out_rmw_reads: dict[Point, int] = defaultdict(int)
+    out_written: dict[Point, set[Point]] = defaultdict(set)
+    # touched[level][instance] = output words the MACs under that instance update
+    touched: dict[int, dict[Point, set[Point]]] = {
+        lvl: defaultdict(set) for lvl in keepers[nest.output.role]
+    }
+
+    macs = 0
+    for index in itertools.product(*(range(lp.factor) for lp in loops)):
+        macs += 1
+        point = dict.fromkeys(dims, 0)
+        for i, lp in enumerate(loops):
+            point[lp.dim] += index[i] * steps[i]
+        for tensor in nest.tensors:
+            word = tuple(axis.evaluate(point) for axis in tensor.projection)
+            for lvl in keepers[tensor.role]:
+                inst = tuple(index[i] for i in inst_pos[lvl])
+                step = tuple(index[i] for i in step_pos[lvl])
+                per_inst = tiles[tensor.role][lvl][inst]
+                per_inst[step] = _grow(per_inst.get(step), word)
+                if tensor.role == "output":
+                    touched[lvl][inst].add(word)
+            inner = innermost[tensor.role]
+            inst = tuple(index[i] for i in inst_pos[inner])
+            if tensor.role == "output":
+                # One read-modify-write per MAC; the first write of a word reads nothing.
+                out_updates[inst] += 1
+                if word in out_written[inst]:
+                    out_rmw_reads[inst] += 1
+                else:
+                    out_written[inst].add(word)
+            else:
+                mac_reads[tensor.role][inst] += 1
+
+    accesses: dict[str, dict[str, Counts]] = {lvl.name: {} for lvl in target.levels}
+    network: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
+    first_touches: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
+    for tensor in nest.tensors:
+        _count_tensor(
+            tensor,
+            target,
+            loops,
+            boundary,
+            keepers[tensor.role],
+            tiles[tensor.role],
+            touched if tensor.role == "output" else None,
+            accesses,
+            network,
+            first_touches,
+        )
+        inner = target.levels[innermost[tensor.role]].name
+        counts = accesses[inner][tensor.role]
+        if tensor.role == "output":
+            counts.updates = sum(out_updates.values())
+            counts.reads = sum(out_rmw_reads.values())
+        else:
+            counts.reads = sum(mac_reads[tensor.role].values())
+    return SimResult(macs, accesses, network, first_touches)
+
+
+@dataclass
+class _Walk:
+    """What one instance did at one level, step by step."""
+
+    fetched: dict[Point, set[Point]]  # step -> words fetched (new in the tile)
+    drained: dict[Point | str, set[Point]]  # step (or "end") -> words evicted
+    fills: int  # words fetched from the parent (first touches of outputs excluded)
+    first: int  # distinct words ever touched
+
+
+def _walk(per_step: dict[Point, Box], touched: set[Point] | None) -> _Walk:
+    """One instance's tile moving step by step; ``touched``: the output words its MACs update.
+
+    A word entering the tile is fetched unless it is an output word the instance
+    updates and has never held before: then it starts at zero. (Words of the box
+    that no MAC of the instance updates, e.g. gaps left by a strided projection,
+    are always fetched.)
+    """
+    prev: set[Point] = set()
+    seen: set[Point] = set()
+    fetched: dict[Point, set[Point]] = {}
+    drained: dict[Point | str, set[Point]] = {}
+    fills = 0
+    for step in sorted(per_step):
+        cur = _box_points(per_step[step])
+        new = cur - prev
+        fetched[step] = new
+        drained[step] = prev - cur
+        if touched is None:
+            fills += len(new)
+        else:
+            fills += len(new) - len((new - seen) & touched)
+        seen |= new
+        prev = cur
+    drained["end"] = prev
+    return _Walk(fetched, drained, fills, len(touched) if touched is not None else len(seen))
+
+
+def _count_tensor(
+    tensor: Tensor,
+    target: Target,
+    loops: list[_Loop],
+    boundary: list[int],
+    keepers: list[int],
+    tiles: dict[int, dict[Point, dict[Point, Box]]],
+    touched: dict[int, dict[Point, set[Point]]] | None,
+    accesses: dict[str, dict[str, Counts]],
+    network: dict[str, dict[str, int]],
+    first_touches: dict[str, dict[str, int]],
+) -> None:
+    role = tensor.role
+    walks = {
+        lvl: {
+            inst: _walk(steps, None if touched is None else touched[lvl][inst])
+            for inst, steps in tiles[lvl].items()
+        }
+        for lvl in keepers
+    }
+    for k, lvl in enumerate(keepers):
+        name = target.levels[lvl].name
+        counts = Counts()
+        accesses[name][role] = counts
+        if k > 0:
+            counts.fills = sum(w.fills for w in walks[lvl].values())
+        first_touches[name][role] = sum(w.first for w in walks[lvl].values())
+        if k + 1 == len(keepers):
+            continue  # the innermost keeper is charged per MAC by the caller
+        child = keepers[k + 1]
+        # Spatial loops between the parent's and the child's boundaries, by fan-out stage.
+        between = [i for i in range(boundary[lvl], boundary[child]) if loops[i].spatial]
+        parent_inst = [i for i in range(boundary[lvl]) if loops[i].spatial]
+        child_inst = [i for i in range(boundary[child]) if loops[i].spatial]
+        # Children are grouped by the parent instance and by the indices of every
+        # fan-out stage that lacks the feature: those branches cannot share.
+        mc_key = [i for i in between if not target.levels[loops[i].level].network.multicast]
+        red_key = [
+            i for i in between if not target.levels[loops[i].level].network.spatial_reduction
+        ]
+
+        def key_of(inst: Point, keep: list[int], child_inst: list[int] = child_inst) -> Point:
+            pos = dict(zip(child_inst, inst, strict=True))
+            return tuple(pos[i] for i in keep)
+
+        sent: dict[tuple[Point, Point], set[Point]] = defaultdict(set)
+        # merged[parent instance][step][non-reducing branch] = distinct drained words
+        merged: dict[Point, dict[Point | str, dict[Point, set[Point]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(set))
+        )
+        child_fills = 0
+        drains = 0
+        for inst, walk in walks[child].items():
+            owner = key_of(inst, parent_inst)
+            child_fills += walk.fills
+            if role == "output":
+                branch = key_of(inst, red_key)
+                for step, words in walk.drained.items():
+                    drains += len(words)
+                    merged[owner][step][branch] |= words
+            else:
+                group = owner + key_of(inst, mc_key)
+                for step, words in walk.fetched.items():
+                    sent[(group, step)] |= words
+        if role == "output":
+            # Read-modify-write at the parent: every update reads the old value but
+            # the first update of a word this parent instance's MACs touch (it was 0).
+            assert touched is not None
+            for owner, by_step in merged.items():
+                written: set[Point] = set()
+                fresh = touched[lvl][owner]
+                order = sorted(s for s in by_step if s != "end") + ["end"]
+                for step in order:
+                    for words in by_step.get(step, {}).values():
+                        counts.updates += len(words)
+                        counts.reads += len(words) - len((words - written) & fresh)
+                        written |= words
+            network[name][role] = drains + child_fills
+        else:
+            counts.reads = sum(len(words) for words in sent.values())
+            network[name][role] = child_fills
