@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tvm
 from tvm import relax, tirx
 
 from compiler.frontend.importer import SiteInfo
 from compiler.frontend.records import Binding, ModuleDescription, PrimFuncInfo, Value
 from compiler.frontend.tir_blocks import describe_primfunc
+
+_Ids = Callable[[relax.Var], int]  # Relax var -> value id, assigning new ids on first sight
 
 
 def describe_module(mod: tvm.IRModule, info: SiteInfo) -> ModuleDescription:
@@ -65,7 +69,7 @@ def _binding(entry: tuple, node: str | None, ids: dict) -> Binding:
     return Binding(ids[var], node, kind, func, args, relax_op)
 
 
-def _classify(expr: relax.Expr, value_id) -> tuple[str, str | None, tuple[int, ...]]:
+def _classify(expr: relax.Expr, value_id: _Ids) -> tuple[str, str | None, tuple[int, ...]]:
     """(kind, PrimFunc name, ids of the values read)."""
     if isinstance(expr, relax.Call) and getattr(expr.op, "name", "") == "relax.call_tir":
         gv, args = expr.args[0], expr.args[1]
@@ -76,13 +80,13 @@ def _classify(expr: relax.Expr, value_id) -> tuple[str, str | None, tuple[int, .
     return "other", None, tuple(_free_ids(expr, value_id))
 
 
-def _ids(expr: relax.Expr, value_id) -> int:
+def _ids(expr: relax.Expr, value_id: _Ids) -> int:
     if isinstance(expr, relax.Var):
         return value_id(expr)
     return -1  # a constant argument: no value in the graph
 
 
-def _free_ids(expr: relax.Expr, value_id) -> list[int]:
+def _free_ids(expr: relax.Expr, value_id: _Ids) -> list[int]:
     return [value_id(v) for v in relax.analysis.free_vars(expr)]
 
 
