@@ -115,7 +115,7 @@ def _count_tensor(
                 updates = nest.macs
             else:
                 drained = fills_inst[child] * flat.instances_above(child)
-                reduce = _networks(target, flat, i, child, "spatial_reduction")
+                reduce = _networks(target, i, child, "spatial_reduction")
                 merged = math.prod(
                     lp.factor for lp in flat.spatial_between(i, child) if lp.dim not in relevant
                 )
@@ -131,20 +131,26 @@ def _count_tensor(
                 reads = nest.macs
             else:
                 child_fills = fills_inst[child] * flat.instances_above(child)
-                if _networks(target, flat, i, child, "multicast"):
-                    union = (*flat.spatial_between(i, child), *flat.inside(child))
-                    extents = box_extents(terms, flat.reach(union))
-                    reads = fills_per_instance(terms, extents, flat.outer_temporal(child)) * inst
+                if _networks(target, i, child, "multicast"):
+                    # Timeloop multicasts identical data only: children that differ
+                    # in dims irrelevant to the tensor; overlapping windows are not merged.
+                    shared = math.prod(
+                        lp.factor for lp in flat.spatial_between(i, child) if lp.dim not in relevant
+                    )
+                    reads = child_fills // shared
                 else:
                     reads = child_fills
                 network[name][tensor.role] = child_fills
             accesses[name][tensor.role] = AccessCounts(reads, fills, 0)
 
 
-def _networks(target: Target, flat: FlatNest, outer: int, inner: int, feature: str) -> bool:
-    """Whether every fan-out used between two levels supports ``feature``."""
-    used = {lp.level for lp in flat.spatial_between(outer, inner)}
-    return all(getattr(target.levels[j].network, feature) for j in used)
+def _networks(target: Target, outer: int, inner: int, feature: str) -> bool:
+    """Whether every fan-out between two levels supports ``feature``."""
+    return all(
+        getattr(target.levels[j].network, feature)
+        for j in range(outer, inner)
+        if target.fanout(j) != (1, 1)
+    )
 
 
 def _distinct_per_instance(flat: FlatNest, level: int, relevant: frozenset[str]) -> int:

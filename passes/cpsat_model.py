@@ -1,0 +1,294 @@
+"""The CP-SAT formulation: the cost model's exact counts, written over integer variables.
+
+Formulation (one model per layer):
+
+* **Tiling.** Every slot of every dim (a temporal loop at a level, or a spatial
+  loop on an array axis) gets an integer factor variable; a table constraint
+  makes each dim's factors one of its ordered factorisations, so the product
+  equals the extent (perfect factorisation) and each factor divides it.
+* **Counts.** Every quantity of docs/cost-model.md is built from these
+  variables exactly as the cost model computes it: loop steps and tile
+  extents are products (``AddMultiplicationEquality``), box extents are linear
+  in them, the sliding-window overlap of two consecutive tiles is
+  ``max(0, extent - |shift|)`` (``AddMaxEquality`` / ``AddAbsEquality``), fills are
+  sums of (advances x new words) products, multicast reads use the union box,
+  spatial reduction is an exact division. No proxy, no log-space relaxation.
+* **Loop order.** Per level one of the mapspace's stationarity orders; every
+  combination of orders is modelled side by side and a one-hot choice selects
+  which one the objective and the latency cap see.
+* **Capacities** are exact (tile products <= buffer words); spatial factors per
+  axis multiply to at most the fan-out.
+* **Objective**: energy in integer units (each pJ/word coefficient scaled so
+  rounding is below 1e-6 relative), or energy x cycles, or cycles.
+
+Because the counts are the model's own formulas, the objective of the returned
+point equals the cost model's score up to coefficient rounding; the driver
+re-scores it with the cost model all the same.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ortools.sat.python import cp_model
+
+from passes.mapspace import MapSpace, Slot
+
+Expr = cp_model.LinearExprT
+
+
+@dataclass(frozen=True)
+class Val:
+    """An integer quantity of the model with known bounds (CP-SAT needs finite domains)."""
+
+    expr: Expr
+    lb: int
+    ub: int
+
+
+def const(value: int) -> Val:
+    return Val(value, value, value)
+
+
+class Formulation:
+    """Builds the CP-SAT model of one layer's mapspace."""
+
+    def __init__(self, space: MapSpace, energy_scale: float) -> None:
+        self.space = space
+        self.model = cp_model.CpModel()
+        self.scale = energy_scale
+        self._memo: dict[tuple, Val] = {}
+        self.factor: dict[Slot, Val] = {}
+        self.values: dict[Slot, list[int]] = {}
+        for d in space.dims:
+            slots = space.slots[d]
+            tuples = space.factor_tuples[d]
+            vars_ = []
+            for k, slot in enumerate(slots):
+                values = sorted({t[k] for t in tuples})
+                var = self.model.NewIntVarFromDomain(
+                    cp_model.Domain.FromValues(values), f"f_{d}_{slot.level}_{slot.axis or 'T'}"
+                )
+                self.factor[slot] = Val(var, values[0], values[-1])
+                self.values[slot] = values
+                vars_.append(var)
+            self.model.AddAllowedAssignments(vars_, tuples)
+
+    # -- arithmetic -------------------------------------------------------------------------
+    def mul(self, vals: list[Val], key: tuple | None = None) -> Val:
+        if key is not None and key in self._memo:
+            return self._memo[key]
+        c = 1
+        varying = []
+        for v in vals:
+            if v.lb == v.ub:
+                c *= v.lb
+            else:
+                varying.append(v)
+        if c == 0:
+            out = const(0)
+        elif not varying:
+            out = const(c)
+        elif len(varying) == 1:
+            v = varying[0]
+            out = Val(c * v.expr, c * v.lb, c * v.ub)
+        else:
+            acc = varying[0]
+            for v in varying[1:]:
+                lo, hi = sorted((acc.lb * v.lb, acc.ub * v.ub))
+                lo = min(lo, acc.lb * v.ub, acc.ub * v.lb)
+                hi = max(hi, acc.lb * v.ub, acc.ub * v.lb)
+                var = self.model.NewIntVar(lo, hi, "")
+                self.model.AddMultiplicationEquality(var, [acc.expr, v.expr])
+                acc = Val(var, lo, hi)
+            out = Val(c * acc.expr, c * acc.lb, c * acc.ub) if c != 1 else acc
+        if key is not None:
+            self._memo[key] = out
+        return out
+
+    def linear(self, terms: list[tuple[int, Val]], offset: int = 0) -> Val:
+        expr: Expr = offset
+        lb = ub = offset
+        for coeff, v in terms:
+            if coeff == 0:
+                continue
+            expr = expr + coeff * v.expr
+            lo, hi = sorted((coeff * v.lb, coeff * v.ub))
+            lb += lo
+            ub += hi
+        return Val(expr, lb, ub)
+
+    def as_var(self, v: Val) -> Val:
+        if v.lb == v.ub or isinstance(v.expr, cp_model.IntVar):
+            return v
+        var = self.model.NewIntVar(v.lb, v.ub, "")
+        self.model.Add(var == v.expr)
+        return Val(var, v.lb, v.ub)
+
+    def overlap(self, extent: Val, shift: Val) -> Val:
+        """``max(0, extent - |shift|)``: how much of a box axis two consecutive tiles share."""
+        if shift.lb == shift.ub:
+            if abs(shift.lb) == 0:
+                return extent
+            return (
+                self.linear([(1, extent)], -abs(shift.lb))
+                if extent.lb >= abs(shift.lb)
+                else self._max0(self.linear([(1, extent)], -abs(shift.lb)))
+            )
+        mag = self.model.NewIntVar(0, max(abs(shift.lb), abs(shift.ub)), "")
+        self.model.AddAbsEquality(mag, shift.expr)
+        return self._max0(
+            self.linear([(1, extent), (-1, Val(mag, 0, max(abs(shift.lb), abs(shift.ub))))])
+        )
+
+    def _max0(self, v: Val) -> Val:
+        if v.lb >= 0:
+            return v
+        if v.ub <= 0:
+            return const(0)
+        var = self.model.NewIntVar(0, v.ub, "")
+        self.model.AddMaxEquality(var, [0, v.expr])
+        return Val(var, 0, v.ub)
+
+    # -- loop-nest quantities (docs/cost-model.md) ------------------------------------------
+    def f(self, slot: Slot) -> Val:
+        return self.factor[slot]
+
+    def step(self, slot: Slot) -> Val:
+        """Product of the factors of the slot's dim in the slots nested inside it."""
+        slots = self.space.slots[slot.dim]
+        inner = slots[slots.index(slot) + 1 :]
+        return self.mul([self.f(s) for s in inner], key=("step", slot))
+
+    def advance(self, slot: Slot) -> Val:
+        """(f - 1) * step: how far the dim's index moves over the whole loop."""
+        f = self.f(slot)
+        return self.mul([Val(f.expr - 1, f.lb - 1, f.ub - 1), self.step(slot)], key=("adv", slot))
+
+    def instances(self, level: int) -> Val:
+        slots = [
+            s
+            for d in self.space.dims
+            for s in self.space.slots[d]
+            if s.axis is not None and s.level < level
+        ]
+        return self.mul([self.f(s) for s in slots], key=("inst", level))
+
+    def box(
+        self, terms: tuple[tuple[tuple[str, int], ...], ...], slots: list[Slot], key: tuple
+    ) -> list[Val]:
+        """Per axis extent ``sum |c| * reach_d + 1`` of the box spanned by ``slots``."""
+        reach: dict[str, list[Slot]] = {}
+        for s in slots:
+            reach.setdefault(s.dim, []).append(s)
+        out = []
+        for a, axis in enumerate(terms):
+            parts = [(abs(c), self.advance(s)) for d, c in axis for s in reach.get(d, [])]
+            out.append(self.as_var(self.linear(parts, 1)) if parts else const(1))
+            del a
+        return out
+
+    def fills(
+        self,
+        terms: tuple[tuple[tuple[str, int], ...], ...],
+        extents: list[Val],
+        outer: list[Slot],
+        key: tuple,
+    ) -> Val:
+        """Words one instance fetches as its tile walks the ``outer`` temporal slots."""
+        tile = self.mul(extents, key=("tile", *key))
+        parts: list[tuple[int, Val]] = [(1, tile)]
+        coeff = [dict(axis) for axis in terms]
+        relevant = {d for axis in coeff for d in axis}
+        for i, loop in enumerate(outer):
+            if self.f(loop).ub == 1:
+                continue
+            inside = outer[i + 1 :]
+            moving = [s for s in inside if s.dim in relevant and self.f(s).ub > 1]
+            if loop.dim not in relevant and not moving:
+                continue  # the tile stays: stationarity
+            delta: dict[str, list[tuple[int, Val]]] = {}
+            if loop.dim in relevant:
+                delta[loop.dim] = [(1, self.step(loop))]
+            for s in moving:
+                delta.setdefault(s.dim, []).append((-1, self.advance(s)))
+            ov = []
+            for axis, extent in zip(coeff, extents, strict=True):
+                shift = [(c * k, v) for d, c in axis.items() for k, v in delta.get(d, [])]
+                ov.append(self.overlap(extent, self.linear(shift)) if shift else extent)
+            shared = self.mul(ov, key=("ov", *key, loop, tuple(inside)))
+            new_words = self.linear([(1, tile), (-1, shared)])
+            f = self.f(loop)
+            trips = self.mul(
+                [self.f(s) for s in outer[:i]], key=("trips", tuple(sorted(outer[:i], key=repr)))
+            )
+            count = self.mul([Val(f.expr - 1, f.lb - 1, f.ub - 1), trips])
+            parts.append((1, self.mul([count, self.as_var(new_words)])))
+        return self.as_var(self.linear(parts))
+
+    def fills_stationary(self, relevant: set[str], tile: Val, outer: list[Slot]) -> Val:
+        """``fills`` for a tensor whose every axis is one dim: tiles never half-overlap.
+
+        Then a loop refetches the whole tile iff it is relevant or a relevant loop
+        with factor > 1 sits between it and the boundary, so
+        ``F = T * prod(f_L if active else 1)`` — far fewer variables.
+        """
+        gates = []
+        for i, loop in enumerate(outer):
+            f = self.f(loop)
+            if f.ub == 1:
+                continue
+            if loop.dim in relevant:
+                gates.append(f)
+                continue
+            below = [s for s in outer[i + 1 :] if s.dim in relevant and self.f(s).ub > 1]
+            if not below:
+                continue
+            gates.append(self._gated(loop, below))
+        return self.mul([tile, *gates])
+
+    def _gated(self, loop: Slot, below: list[Slot]) -> Val:
+        key = ("gate", loop, tuple(below))
+        if key in self._memo:
+            return self._memo[key]
+        active = self.model.NewBoolVar("")
+        self.model.AddMaxEquality(active, [self._moves(s) for s in below])
+        f = self.f(loop)
+        values = sorted({1, *self.values[loop]})
+        g = self.model.NewIntVarFromDomain(cp_model.Domain.FromValues(values), "")
+        self.model.Add(g == f.expr).OnlyEnforceIf(active)
+        self.model.Add(g == 1).OnlyEnforceIf(active.Not())
+        out = Val(g, 1, f.ub)
+        self._memo[key] = out
+        return out
+
+    def _moves(self, slot: Slot) -> cp_model.IntVar:
+        """A literal: the slot's factor is above 1."""
+        key = ("moves", slot)
+        if key not in self._memo:
+            b = self.model.NewBoolVar("")
+            self.model.Add(self.f(slot).expr >= 2).OnlyEnforceIf(b)
+            self.model.Add(self.f(slot).expr == 1).OnlyEnforceIf(b.Not())
+            self._memo[key] = Val(b, 0, 1)
+        return self._memo[key].expr
+
+    def divide(self, numerator: Val, divisor: Val) -> Val:
+        """The exact quotient (the model only divides counts by factors that divide them)."""
+        if divisor.lb == divisor.ub == 1:
+            return numerator
+        q = self.model.NewIntVar(0, max(numerator.ub, 0), "")
+        self.model.AddMultiplicationEquality(numerator.expr, [q, divisor.expr])
+        return Val(q, 0, max(numerator.ub, 0))
+
+
+def energy_scale(space: MapSpace) -> float:
+    """Scale so the smallest non-zero per-word energy becomes >= 1e6 integer units."""
+    energies = [
+        e
+        for lvl in space.target.levels
+        for e in (lvl.read_pj, lvl.write_pj, lvl.update_pj, lvl.network.hop_energy_pj)
+        if e > 0
+    ]
+    smallest = min(energies, default=1.0)
+    return 10 ** math.ceil(math.log10(1e6 / smallest))

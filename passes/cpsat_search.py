@@ -1,0 +1,327 @@
+"""The CP-SAT mapper: builds the formulation of :mod:`passes.cpsat_model`, solves, decodes.
+
+Deterministic: fixed seed, a fixed number of search workers interleaved on one
+thread, and a *deterministic* time limit, so the same inputs give the same
+mapping on any machine load. A wall-clock limit of four times that is a safety
+net only.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ortools.sat.python import cp_model
+
+from compiler.cost.nest import axis_terms
+from passes.cpsat_model import Formulation, Val, const, energy_scale
+from passes.mapspace import MapSpace, Slot
+from passes.random_search import solve_random
+from passes.search import (
+    SearchOptions,
+    SearchResult,
+    SolverReport,
+    objective_value,
+    score_point,
+)
+
+SEARCH_WORKERS = 4
+HINT_SAMPLES = 300
+
+
+def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
+    """Minimise the objective over the mapspace; None when no mapping is valid."""
+    start = time.perf_counter()
+    scale = energy_scale(space)
+    form = Formulation(space, scale)
+    model = form.model
+    nest, target = space.nest, space.target
+    cap = options.cycle_cap(nest.macs, target.pes)
+
+    _capacity_constraints(form)
+    _fanout_constraints(form)
+    combos = list(space.order_combos())
+    choose = [model.NewBoolVar(f"order{k}") for k in range(len(combos))]
+    model.AddExactlyOne(choose)
+    energy_ub = 0
+    energies: list[Val] = []
+    traffic: list[dict[int, tuple[Val, Val]]] = []
+    for combo in combos:
+        energy, per_level = _energy(form, combo)
+        energies.append(energy)
+        traffic.append(per_level)
+        energy_ub = max(energy_ub, energy.ub)
+    objective_energy = model.NewIntVar(0, energy_ub, "energy")
+    for b, energy in zip(choose, energies, strict=True):
+        model.Add(objective_energy == energy.expr).OnlyEnforceIf(b)
+
+    cycles = None
+    if cap is not None or options.objective != "energy":
+        cycles = _cycles(form, choose, traffic, cap)
+    if options.objective == "energy":
+        model.Minimize(objective_energy)
+    elif options.objective == "latency":
+        model.Minimize(cycles.expr)
+    else:
+        coarse = max(1, energy_ub // (2**62 // max(cycles.ub, 1)))
+        e_coarse = model.NewIntVar(0, energy_ub // coarse + 1, "energy_coarse")
+        model.Add(e_coarse * coarse <= objective_energy)
+        model.Add(objective_energy < (e_coarse + 1) * coarse)
+        edp = model.NewIntVar(0, (energy_ub // coarse + 1) * cycles.ub, "edp")
+        model.AddMultiplicationEquality(edp, [e_coarse, cycles.expr])
+        model.Minimize(edp)
+
+    hint = solve_random(
+        space,
+        SearchOptions(
+            options.objective,
+            options.max_cycles,
+            options.min_utilization,
+            samples=HINT_SAMPLES,
+            seed=options.seed,
+        ),
+    )
+    if hint is not None:
+        _add_hint(form, space, hint.mapping)
+
+    solver = cp_model.CpSolver()
+    params = solver.parameters
+    params.random_seed = options.seed
+    params.num_workers = SEARCH_WORKERS
+    params.interleave_search = True
+    params.max_deterministic_time = options.time_limit_s
+    params.max_time_in_seconds = 4 * options.time_limit_s
+    status = solver.Solve(model)
+    elapsed = time.perf_counter() - start
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if status == cp_model.INFEASIBLE or hint is None:
+            return None
+        return _from_hint(hint, elapsed, "UNKNOWN")
+
+    factors = {
+        d: tuple(solver.Value(form.factor[s].expr) for s in space.slots[d]) for d in space.dims
+    }
+    orders = combos[next(k for k, b in enumerate(choose) if solver.Value(b))]
+    mapping = space.mapping(factors, orders)
+    cost = score_point(space, mapping)
+    assert cost is not None, "CP-SAT returned a mapping the cost model rejects"
+    value = objective_value(cost, options.objective)
+    unit = scale if options.objective == "energy" else 1.0
+    if options.objective == "energy":
+        bound = solver.BestObjectiveBound() / unit + nest.macs * target.mac_energy_pj
+    elif options.objective == "latency":
+        bound = solver.BestObjectiveBound()
+    else:
+        bound = 0.0 if status != cp_model.OPTIMAL else value
+    bound = min(bound, value)
+    gap = 0.0 if status == cp_model.OPTIMAL else max(0.0, (value - bound) / value)
+    report = SolverReport(
+        "cpsat", solver.StatusName(status), value, bound, gap, elapsed, solver.NumBranches()
+    )
+    return SearchResult(mapping, cost, report)
+
+
+def _from_hint(hint: SearchResult, elapsed: float, status: str) -> SearchResult:
+    r = hint.report
+    report = SolverReport("cpsat", status, r.objective, r.bound, r.gap, elapsed, r.evaluated)
+    return SearchResult(hint.mapping, hint.cost, report)
+
+
+def _skeleton_outer(space: MapSpace, combo: tuple[tuple[str, ...], ...], level: int) -> list[Slot]:
+    """Temporal slots above ``level``'s boundary, in nest order for this choice of orders."""
+    return [Slot(d, i, None) for i in range(level) for d in combo[i]]
+
+
+def _inside(space: MapSpace, level: int) -> list[Slot]:
+    return [s for d in space.dims for s in space.slots[d] if s.level >= level]
+
+
+def _capacity_constraints(form: Formulation) -> None:
+    space = form.space
+    for i, lvl in enumerate(space.target.levels):
+        tiles = []
+        for t in space.nest.tensors:
+            if t.role not in lvl.keeps:
+                continue
+            tile = _tile(form, t, i)
+            tiles.append(tile)
+            cap = lvl.capacity_for(t.role)
+            if cap is not None:
+                form.model.Add(tile.expr <= cap)
+        if lvl.capacity_words is not None and tiles:
+            form.model.Add(sum(v.expr for v in tiles) <= lvl.capacity_words)
+
+
+def _tile(form: Formulation, tensor, level: int) -> Val:  # noqa: ANN001
+    extents = form.box(axis_terms(tensor), _inside(form.space, level), key=())
+    return form.mul(extents, key=("tile", tensor.role, level))
+
+
+def _fanout_constraints(form: Formulation) -> None:
+    space = form.space
+    for i in range(space.levels):
+        fx, fy = space.fanout[i]
+        for axis, limit in (("X", fx), ("Y", fy)):
+            slots = [
+                s for d in space.dims for s in space.slots[d] if s.level == i and s.axis == axis
+            ]
+            if len(slots) > 1:
+                product = form.mul([form.f(s) for s in slots], key=("fan", i, axis))
+                form.model.Add(product.expr <= limit)
+
+
+def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val, dict]:
+    """Scaled energy of the accesses for one choice of loop orders, and per-level traffic."""
+    space, target, nest = form.space, form.space.target, form.space.nest
+    scale = form.scale
+    terms: list[tuple[int, Val]] = []
+    reads_at: dict[int, list[Val]] = {i: [] for i in range(space.levels)}
+    writes_at: dict[int, list[Val]] = {i: [] for i in range(space.levels)}
+    for t in nest.tensors:
+        at = axis_terms(t)
+        relevant = set(t.relevant_dims)
+        keepers = [i for i, lvl in enumerate(target.levels) if t.role in lvl.keeps]
+        fills_inst = {i: _fills(form, t, i, _skeleton_outer(space, combo, i)) for i in keepers}
+        for k, i in enumerate(keepers):
+            lvl = target.levels[i]
+            child = keepers[k + 1] if k + 1 < len(keepers) else None
+            inst = form.instances(i)
+            child_fills = None
+            if child is not None:
+                child_fills = form.mul([fills_inst[child], form.instances(child)])
+                between = [
+                    s
+                    for d in space.dims
+                    for s in space.slots[d]
+                    if s.axis is not None and i <= s.level < child and s.dim not in relevant
+                ]
+                shared = form.mul([form.f(s) for s in between], key=("shared", t.role, i))
+            if t.role == "output":
+                first = _first(form, relevant, i)
+                fills = (
+                    form.linear([(1, form.mul([fills_inst[i], inst])), (-1, first)])
+                    if k
+                    else (const(0))
+                )
+                if child_fills is None:
+                    updates = const(nest.macs)
+                else:
+                    reduce = _all_networks(target, i, child, "spatial_reduction")
+                    updates = form.divide(child_fills, shared) if reduce else child_fills
+                    refills = form.linear([(1, child_fills), (-1, _first(form, relevant, child))])
+                    hop = _c(lvl.network.hop_energy_pj, scale)
+                    terms += [(hop, child_fills), (hop, refills)]
+                reads = form.linear([(1, updates), (-1, first)])
+                terms += [
+                    (_c(lvl.read_pj, scale), reads),
+                    (_c(lvl.write_pj, scale), fills),
+                    (_c(lvl.update_pj, scale), updates),
+                ]
+                reads_at[i].append(reads)
+                writes_at[i] += [fills, updates]
+            else:
+                fills = form.mul([fills_inst[i], inst]) if k else const(0)
+                if child_fills is None:
+                    reads = const(nest.macs)
+                else:
+                    multicast = _all_networks(target, i, child, "multicast")
+                    reads = form.divide(child_fills, shared) if multicast else child_fills
+                    terms.append((_c(lvl.network.hop_energy_pj, scale), child_fills))
+                terms += [(_c(lvl.read_pj, scale), reads), (_c(lvl.write_pj, scale), fills)]
+                reads_at[i].append(reads)
+                writes_at[i].append(fills)
+        del at
+    energy = form.as_var(form.linear(terms))
+    per_level = {
+        i: (form.linear([(1, v) for v in reads_at[i]]), form.linear([(1, v) for v in writes_at[i]]))
+        for i in range(space.levels)
+    }
+    return energy, per_level
+
+
+def _fills(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # noqa: ANN001
+    """Per-instance fills of ``tensor`` at ``level`` (memoised across order choices)."""
+    key = ("F", tensor.role, level, tuple(outer))
+    if key in form._memo:
+        return form._memo[key]
+    at = axis_terms(tensor)
+    tile = _tile(form, tensor, level)
+    if all(len(axis) <= 1 for axis in at):
+        out = form.as_var(form.fills_stationary(set(tensor.relevant_dims), tile, outer))
+    else:
+        extents = form.box(at, _inside(form.space, level), key=())
+        out = form.fills(at, extents, outer, key=key)
+    form._memo[key] = out
+    return out
+
+
+def _first(form: Formulation, relevant: set[str], level: int) -> Val:
+    """Distinct output words all instances of ``level`` touch (first writes are free)."""
+    space = form.space
+    slots = [
+        s
+        for d in space.dims
+        if d in relevant
+        for s in space.slots[d]
+        if not (s.axis is not None and s.level < level)
+    ]
+    per = form.mul([form.f(s) for s in slots], key=("first", level))
+    return form.mul([per, form.instances(level)], key=("firstT", level))
+
+
+def _all_networks(target, outer: int, inner: int, feature: str) -> bool:  # noqa: ANN001
+    return all(
+        getattr(target.levels[j].network, feature)
+        for j in range(outer, inner)
+        if target.fanout(j) != (1, 1)
+    )
+
+
+def _c(pj: float, scale: float) -> int:
+    return round(pj * scale)
+
+
+def _cycles(form: Formulation, choose: list, traffic: list[dict], cap: int | None) -> Val:
+    """Cycles = max(compute, each level's busier port / bandwidth), capped when asked."""
+    space = form.space
+    model = form.model
+    spatial = form.mul(
+        [form.f(s) for d in space.dims for s in space.slots[d] if s.axis is not None],
+        key=("allspatial",),
+    )
+    macs = space.nest.macs
+    compute = model.NewIntVar(1, macs, "compute")
+    model.AddMultiplicationEquality(macs, [compute, spatial.expr])
+    ub = macs if cap is None else min(macs, cap)
+    worst = max(ub, max((max(r.ub, w.ub) for per in traffic for r, w in per.values()), default=ub))
+    cycles = model.NewIntVar(1, worst if cap is None else ub, "cycles")
+    model.Add(cycles >= compute)
+    for b, per_level in zip(choose, traffic, strict=True):
+        for i, (reads, writes) in per_level.items():
+            bw = space.target.levels[i].bandwidth_words_per_cycle
+            if bw is None:
+                continue
+            inst = form.instances(i)
+            budget = form.mul([Val(cycles, 1, worst), inst])
+            # cycles * inst * bw >= words, written over integers (bw may be fractional).
+            num, den = _fraction(bw)
+            model.Add(budget.expr * num >= reads.expr * den).OnlyEnforceIf(b)
+            model.Add(budget.expr * num >= writes.expr * den).OnlyEnforceIf(b)
+    return Val(cycles, 1, worst)
+
+
+def _fraction(x: float) -> tuple[int, int]:
+    from fractions import Fraction
+
+    f = Fraction(x).limit_denominator(1000)
+    return f.numerator, f.denominator
+
+
+def _add_hint(form: Formulation, space: MapSpace, mapping) -> None:  # noqa: ANN001
+    at: dict[Slot, int] = {}
+    for i, lvl in enumerate(mapping.levels):
+        for lp in lvl.temporal:
+            at[Slot(lp.dim, i, None)] = lp.factor
+        for lp in lvl.spatial:
+            at[Slot(lp.dim, i, lp.axis)] = lp.factor
+    for slot, val in form.factor.items():
+        form.model.AddHint(val.expr, at.get(slot, 1))

@@ -1,0 +1,93 @@
+"""What every mapper returns and how candidates are compared, so mappers are interchangeable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from compiler.cost import CostResult
+from compiler.cost.model import score
+from compiler.cost.nest import flatten
+from compiler.cost.validate import check_capacity
+from compiler.errors import MappingError
+from compiler.mapping import Mapping
+from passes.mapspace import MapSpace
+
+OBJECTIVES = ("energy", "edp", "latency")
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    objective: str = "energy"
+    max_cycles: int | None = None
+    min_utilization: float | None = None
+    time_limit_s: float = 10.0
+    samples: int = 10_000
+    seed: int = 0
+
+    def cycle_cap(self, macs: int, pes: int) -> int | None:
+        """The latency cap implied by ``max_cycles`` and ``min_utilization`` (the tighter)."""
+        caps = []
+        if self.max_cycles is not None:
+            caps.append(self.max_cycles)
+        if self.min_utilization is not None and self.min_utilization > 0:
+            caps.append(int(macs / (self.min_utilization * pes)))
+        return min(caps) if caps else None
+
+
+@dataclass(frozen=True)
+class SolverReport:
+    """How a mapper ended: status, objective, best bound and gap (objective units)."""
+
+    mapper: str
+    status: str
+    objective: float
+    bound: float
+    gap: float
+    time_s: float
+    evaluated: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mapper": self.mapper,
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "time_s": self.time_s,
+            "evaluated": self.evaluated,
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    mapping: Mapping
+    cost: CostResult
+    report: SolverReport
+
+
+def objective_value(cost: CostResult, objective: str) -> float:
+    if objective == "energy":
+        return cost.energy_pj
+    if objective == "edp":
+        return cost.energy_pj * cost.cycles
+    return float(cost.cycles)
+
+
+def rank_key(cost: CostResult, objective: str) -> tuple[float, float]:
+    """Order candidates: the objective first, energy breaks ties."""
+    return (objective_value(cost, objective), cost.energy_pj)
+
+
+def score_point(space: MapSpace, mapping: Mapping) -> CostResult | None:
+    """Cost of a point of the space, or None when its tiles do not fit."""
+    flat = flatten(mapping, tuple(lvl.name for lvl in space.target.levels))
+    try:
+        tiles = check_capacity(space.nest, space.target, flat)
+    except MappingError:
+        return None
+    return score(space.nest, space.target, flat, tiles)
+
+
+def within_cap(cost: CostResult, cap: int | None) -> bool:
+    return cap is None or cost.cycles <= cap
