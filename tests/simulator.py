@@ -16,10 +16,12 @@ this file enumerates.
   evicts the rest (for outputs: drains to the parent).
 * Outputs are read-modify-written: a word touched for the first time by an
   instance is not fetched (it starts at zero) and its first update needs no read.
-* A parent read for a child fill is shared by every child that fetches the same
-  word in the same step when the fan-out multicasts; drained partial sums of the
-  same word in the same step merge into one update when it reduces spatially. A
-  fan-out stage without the feature keeps its branches apart.
+* When the fan-out multicasts, one parent read serves, at each step, all the
+  children that differ only in spatial loops over dims the tensor does not
+  depend on (they fetch the same words); when it reduces spatially, their
+  drained partial sums merge into one update. Children whose windows merely
+  overlap (a sliding window unrolled across PEs) are served separately, as in
+  Timeloop. The feature must be present at every fan-out between the levels.
 """
 
 from __future__ import annotations
@@ -257,20 +259,27 @@ def _count_tensor(
         between = [i for i in range(boundary[lvl], boundary[child]) if loops[i].spatial]
         parent_inst = [i for i in range(boundary[lvl]) if loops[i].spatial]
         child_inst = [i for i in range(boundary[child]) if loops[i].spatial]
-        # Children are grouped by the parent instance and by the indices of every
-        # fan-out stage that lacks the feature: those branches cannot share.
-        mc_key = [i for i in between if not target.levels[loops[i].level].network.multicast]
-        red_key = [
-            i for i in between if not target.levels[loops[i].level].network.spatial_reduction
-        ]
+        # Children are grouped by the parent instance and by the spatial loops over dims
+        # the tensor depends on: only children that differ in dims irrelevant to it
+        # hold the same data (docs/cost-model.md; as in Timeloop, whose X and Y
+        # containers never see two sliding windows as one delta). Unless every
+        # fan-out between the two levels has the feature, no children share.
+        relevant = tensor.relevant_dims
+        same_data = [i for i in between if loops[i].dim in relevant]
+        stages = [j for j in range(lvl, child) if target.fanout(j) != (1, 1)]
+        multicast = all(target.levels[j].network.multicast for j in stages)
+        reduction = all(target.levels[j].network.spatial_reduction for j in stages)
+        mc_key = same_data if multicast else between
+        red_key = same_data if reduction else between
 
         def key_of(inst: Point, keep: list[int], child_inst: list[int] = child_inst) -> Point:
             pos = dict(zip(child_inst, inst, strict=True))
             return tuple(pos[i] for i in keep)
 
-        sent: dict[tuple[Point, Point], set[Point]] = defaultdict(set)
-        # merged[parent instance][step][non-reducing branch] = distinct drained words
-        merged: dict[Point, dict[Point | str, dict[Point, set[Point]]]] = defaultdict(
+        # One parent read serves every child of a group at a step; their deltas are equal.
+        sent: dict[tuple[Point, Point], set[frozenset[Point]]] = defaultdict(set)
+        # merged[parent instance][step][branch] = the distinct drained word sets
+        merged: dict[Point, dict[Point | str, dict[Point, set[frozenset[Point]]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(set))
         )
         child_fills = 0
@@ -282,25 +291,35 @@ def _count_tensor(
                 branch = key_of(inst, red_key)
                 for step, words in walk.drained.items():
                     drains += len(words)
-                    merged[owner][step][branch] |= words
+                    if words:
+                        merged[owner][step][branch].add(frozenset(words))
             else:
                 group = owner + key_of(inst, mc_key)
                 for step, words in walk.fetched.items():
-                    sent[(group, step)] |= words
+                    if words:
+                        sent[(group, step)].add(frozenset(words))
         if role == "output":
             # Read-modify-write at the parent: every update reads the old value but
             # the first update of a word this parent instance's MACs touch (it was 0).
             assert touched is not None
+            assert all(
+                len(sets) == 1
+                for by_step in merged.values()
+                for b in by_step.values()
+                for sets in b.values()
+            ), "a reduction group disagrees"
             for owner, by_step in merged.items():
                 written: set[Point] = set()
                 fresh = touched[lvl][owner]
                 order = sorted(s for s in by_step if s != "end") + ["end"]
                 for step in order:
-                    for words in by_step.get(step, {}).values():
-                        counts.updates += len(words)
-                        counts.reads += len(words) - len((words - written) & fresh)
-                        written |= words
+                    for sets in by_step.get(step, {}).values():
+                        for words in sets:
+                            counts.updates += len(words)
+                            counts.reads += len(words) - len((words - written) & fresh)
+                            written |= words
             network[name][role] = drains + child_fills
         else:
-            counts.reads = sum(len(words) for words in sent.values())
+            assert all(len(sets) == 1 for sets in sent.values()), "a group disagrees"
+            counts.reads = sum(len(words) for sets in sent.values() for words in sets)
             network[name][role] = child_fills

@@ -121,10 +121,11 @@ def test_output_stationary_writes_each_output_once_to_dram() -> None:
             "output": (0, 0, 8),  # Buf's 8-word tile drained once, all first writes
         },
         "Buf": {
-            # tile 2 channels x rows 0..5 = 12, fetched once; reads: at k=0 the PEs
-            # need rows p..p+2 of both channels, union rows 0..5 = 12; at k=1 the
-            # PEs keep their tiles (K is irrelevant to I) -> 12 reads.
-            "input": (12, 12, 0),
+            # tile 2 channels x rows 0..5 = 12, fetched once. reads: at k=0 each PE
+            # fetches its 6-word window I[0..1, p..p+2]; the windows overlap but
+            # differ (P is relevant to I), so no multicast: 4 x 6 = 24; at k=1 the
+            # PEs keep their tiles (K is irrelevant to I) -> 24 reads.
+            "input": (24, 12, 0),
             # each PE drains 1 word per K step: 2 x 4 = 8 distinct words (P is relevant,
             # nothing to reduce), all first writes of the 8-word tile -> 0 reads
             "output": (0, 0, 8),
@@ -139,15 +140,16 @@ def test_output_stationary_writes_each_output_once_to_dram() -> None:
         },
     }
     network = {"DRAM": {"weight": 48, "input": 12, "output": 8}, "Buf": {"input": 24, "output": 8}}
-    # DRAM 32 x 200 = 6400; Buf 72 + 60 + 56 = 188; RF 48 + 72 + 48 + 36 + 40 + 96 = 340;
+    # DRAM 32 x 200 = 6400; Buf 24x6 + 12x5 + 8x7 = 260; RF 48 + 72 + 48 + 36 + 40 + 96 = 340;
     # network (24 + 8) x 2 = 64; MACs 48
-    _check(CONV1D, mapping, counts, network, 6400 + 188 + 340 + 64 + 48)
+    _check(CONV1D, mapping, counts, network, 6400 + 260 + 340 + 64 + 48)
 
 
-def test_row_stationary_shares_input_rows_along_diagonals() -> None:
+def test_row_stationary_keeps_filter_rows_and_reduces_psums_across_filter_rows() -> None:
     # O[k,p,q] += I[p+r, q+s] * W[k,r,s]: K=2 P=2 Q=3 R=2 S=2, 48 MACs, input 3x4.
     # Buf: for K in 2; parallel P2 (X) x R2 (Y).  RF: for Q in 3, for S in 2.
-    # PE (p, r) keeps filter row r, input row p+r and output row p (Eyeriss' 1-D primitive).
+    # PE (p, r) keeps filter row r, input row p+r and output row p (Eyeriss' 1-D primitive);
+    # the R PEs of a column reduce their partial sums in the network.
     nest = conv2d(k=2, c=1, p=2, q=3, r=2, s=2)
     mapping = Mapping((
         LevelLoops("DRAM"),
@@ -163,10 +165,12 @@ def test_row_stationary_shares_input_rows_along_diagonals() -> None:
             "output": (0, 0, 12),  # Buf's 12-word tile (K2 x P2 x Q3), all first writes
         },
         "Buf": {
-            # tile 3 rows x 4 columns = 12, once. reads: at k=0 the PEs need rows
-            # {0, 1, 1, 2} (PEs (0,1) and (1,0) share row 1 by multicast) = 3 x 4 = 12;
-            # at k=1 nothing new -> 12
-            "input": (12, 12, 0),
+            # tile 3 rows x 4 columns = 12, once. reads: at k=0 PE (p, r) fetches
+            # input row p+r (4 words). PEs (0,1) and (1,0) want the same row, but
+            # P and R are both relevant to I, so the model (like Timeloop, which
+            # puts X and Y in separate container levels) multicasts nothing:
+            # 4 PEs x 4 = 16; at k=1 nothing new -> 16
+            "input": (16, 12, 0),
             # each PE drains its 3-word output row per K step: 6 x 4 = 24; the two R
             # PEs of a P column drain the same words and are reduced: 12 updates, all
             # first writes -> 0 reads
@@ -183,6 +187,6 @@ def test_row_stationary_shares_input_rows_along_diagonals() -> None:
         "DRAM": {"weight": 16, "input": 12, "output": 12},
         "Buf": {"input": 16, "output": 24},
     }
-    # DRAM 32 x 200 = 6400; Buf 72 + 60 + 84 = 216; RF 48 + 24 + 48 + 24 + 24 + 96 = 264;
+    # DRAM 32 x 200 = 6400; Buf 16x6 + 12x5 + 12x7 = 240; RF 48 + 24 + 48 + 24 + 24 + 96 = 264;
     # network (16 + 24) x 2 = 80; MACs 48
-    _check(nest, mapping, counts, network, 6400 + 216 + 264 + 80 + 48)
+    _check(nest, mapping, counts, network, 6400 + 240 + 264 + 80 + 48)
