@@ -1,0 +1,267 @@
+"""Read a mapping as Timeloop writes it, as a Joule Mapping for a Joule target.
+
+Two forms are read:
+
+* YAML with a top-level ``mapping:`` list (``timeloop-mapper.map.yaml``, the
+  ``mapping:`` of ``parsed-processed-input.yaml``, a hand-written mapping):
+  entries ``{target, type: temporal|spatial|datatype|bypass, factors,
+  permutation, split, keep, bypass}``;
+* the printed loop nest ``timeloop-mapper.map.txt`` / ``timeloop-model.map.txt``.
+
+Timeloop permutations list loops innermost first; Joule's are outermost first.
+Spatial factors of a level are the fan-out below it; ``split`` sends the first
+``split`` dims of the permutation to the X axis and the rest to Y (without a
+split: X, or for the second container level, Y, as in Timeloop's arch). Timeloop's
+zero-capacity container levels (``inter_PE_column_spatial`` / ``PE_column``,
+``inter_PE_spatial`` / ``PE``) are not Joule levels: their spatial loops become
+the spatial loops of the one fan-out of the target (below ``shared_glb`` on
+eyeriss), outer container first. Factors of 1 are dropped; Timeloop dim M is
+Joule's K.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from compiler.errors import MappingError
+from compiler.ir.loopnest import LoopNest, Role
+from compiler.mapping import Axis, LevelLoops, Loop, Mapping
+from compiler.timeloop.problem import joule_dim
+from targets.spec import Target
+
+_ROLES: dict[str, Role] = {"weights": "weight", "inputs": "input", "outputs": "output"}
+_FACTOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*?)\s*=?\s*(\d+)")
+_HEADER = re.compile(r"^([A-Za-z_][\w.\-]*)\s*\[(.*)\]\s*$")
+_LOOP = re.compile(r"^\|?\s*for\s+(\w+)\s+in\s+\[0:(\d+)\)\s*(\(Spatial-([XY])\))?\s*$")
+
+
+@dataclass
+class _Level:
+    """What one Timeloop level (storage or container) contributes, outermost loop first."""
+
+    name: str
+    temporal: list[tuple[str, int]] = field(default_factory=list)
+    spatial: list[tuple[str, int, Axis | None]] = field(default_factory=list)  # None: no split
+    keep: set[Role] | None = None
+
+
+def load_mapping(path: str | Path, target: Target, nest: LoopNest | None = None) -> Mapping:
+    """The Joule mapping of ``target`` that the Timeloop mapping in ``path`` describes."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise MappingError(
+            f"cannot read Timeloop mapping: {exc.strerror}", where=str(path)
+        ) from None
+    if path.suffix == ".txt" or "<< Compute >>" in text:
+        levels = _parse_map_txt(text, str(path))
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise MappingError(
+                f"Timeloop mapping is not valid YAML: {exc}", where=str(path)
+            ) from None
+        levels = mapping_levels_from_yaml(data, str(path))
+    return to_joule(levels, target, nest, source=str(path))
+
+
+def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
+    """Per Timeloop level, outermost first, from a YAML ``mapping:`` list."""
+    entries = data.get("mapping") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise MappingError(
+            "no top-level 'mapping:' list",
+            where=source,
+            hint="give timeloop-mapper.map.yaml, a parsed-processed-input.yaml or a .map.txt",
+        )
+    order: list[str] = []
+    levels: dict[str, _Level] = {}
+    for i, entry in enumerate(entries):
+        try:
+            name = str(entry["target"])
+            kind = str(entry.get("type", "temporal"))
+        except (KeyError, TypeError, AttributeError):
+            raise MappingError(
+                f"mapping entry {i} has no 'target'",
+                where=source,
+                hint="see Timeloop's v0.4 format",
+            ) from None
+        if name not in levels:
+            levels[name] = _Level(name)
+            order.append(name)
+        lvl = levels[name]
+        where = f"{source}: mapping[{i}] ({name} {kind})"
+        if kind in ("datatype", "bypass"):
+            keep = {_role(t, where) for t in entry.get("keep") or []}
+            lvl.keep = keep if lvl.keep is None else lvl.keep | keep
+        elif kind == "temporal":
+            factors = _factors(entry.get("factors"), where)
+            perm = _permutation(entry.get("permutation"), factors, where)
+            lvl.temporal = [
+                (joule_dim(d), factors.get(d, 1)) for d in reversed(perm) if factors.get(d, 1) > 1
+            ]
+        elif kind == "spatial":
+            factors = _factors(entry.get("factors"), where)
+            perm = _permutation(entry.get("permutation"), factors, where)
+            split = entry.get("split")
+            axes: list[Axis | None] = [
+                None if split is None else "X" if k < int(split) else "Y" for k in range(len(perm))
+            ]
+            # Innermost first within each axis as for temporal loops: X loops sit outside Y.
+            xs = [(joule_dim(d), factors.get(d, 1), a) for d, a in zip(perm, axes, strict=True)]
+            lvl.spatial = [s for s in reversed(xs) if s[1] > 1]
+            lvl.spatial.sort(key=lambda s: s[2] or "")
+        else:
+            raise MappingError(f"unknown mapping entry type {kind!r}", where=where)
+    return _outermost_first([levels[n] for n in order])
+
+
+def _outermost_first(levels: list[_Level]) -> list[_Level]:
+    """timeloop-mapper lists levels innermost first (psum_spad ... DRAM); others outermost first."""
+    names = [lvl.name.lower() for lvl in levels]
+    if "dram" in names and names.index("dram") == len(names) - 1 and len(names) > 1:
+        return levels[::-1]
+    return levels
+
+
+def _parse_map_txt(text: str, source: str) -> list[_Level]:
+    levels: list[_Level] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or set(line) <= {"-"} or "<< Compute >>" in line:
+            continue
+        header = _HEADER.match(line)
+        if header:
+            lvl = _Level(header.group(1))
+            lvl.keep = {
+                _ROLES[m.lower()]
+                for m in re.findall(r"(\w+):\d+", header.group(2))
+                if m.lower() in _ROLES
+            }
+            levels.append(lvl)
+            continue
+        loop = _LOOP.match(line)
+        if loop is None or not levels:
+            raise MappingError(
+                f"cannot read line {number} of the printed map: {raw.strip()!r}",
+                where=source,
+                hint="expected 'LEVEL [ ... ]' headers and '| for D in [0:N) (Spatial-X)' loops",
+            )
+        dim, factor = joule_dim(loop.group(1)), int(loop.group(2))
+        if factor > 1:
+            if loop.group(4):
+                levels[-1].spatial.append((dim, factor, loop.group(4)))  # type: ignore[arg-type]
+            else:
+                levels[-1].temporal.append((dim, factor))
+    if not levels:
+        raise MappingError("no levels in the printed map", where=source)
+    return levels
+
+
+def to_joule(
+    levels: list[_Level], target: Target, nest: LoopNest | None = None, *, source: str = "mapping"
+) -> Mapping:
+    """Attach every Timeloop level's loops to the target's levels; check names and bypass."""
+    by_name = {lvl.name.lower(): i for i, lvl in enumerate(target.levels)}
+    fanouts = [i for i in range(len(target.levels)) if target.fanout(i) != (1, 1)]
+    temporal: list[list[Loop]] = [[] for _ in target.levels]
+    spatial: list[list[Loop]] = [[] for _ in target.levels]
+    containers = 0
+    for lvl in levels:
+        default: Axis = "X"
+        index = by_name.get(lvl.name.lower())
+        if index is None:
+            if lvl.temporal:
+                raise MappingError(
+                    f"Timeloop level {lvl.name!r} has temporal loops but target "
+                    f"{target.name!r} has no such level",
+                    where=source,
+                    hint=f"the target's levels are {[x.name for x in target.levels]}",
+                )
+            if not lvl.spatial:
+                continue
+            if len(fanouts) != 1:
+                raise MappingError(
+                    f"cannot place the spatial loops of Timeloop container {lvl.name!r}: "
+                    f"target {target.name!r} has {len(fanouts)} fan-outs",
+                    where=source,
+                    hint="name the storage level whose fan-out the loops belong to",
+                )
+            index = fanouts[0]
+            # Without a split, Timeloop's arch decides: the outer container is the
+            # meshX fan-out (PE columns), the next one meshY (PEs in a column).
+            default = "X" if containers == 0 else "Y"
+            containers += 1
+        else:
+            keeps = target.levels[index].keeps
+            if lvl.keep is not None and lvl.keep != set(keeps):
+                raise MappingError(
+                    f"the mapping keeps {sorted(lvl.keep)} at {lvl.name} but target "
+                    f"{target.name!r} keeps {sorted(keeps)} there",
+                    where=source,
+                    hint="Joule's targets fix bypass per level; use a target that matches",
+                )
+        temporal[index] += [Loop(d, f) for d, f in lvl.temporal]
+        spatial[index] += [Loop(d, f, a or default) for d, f, a in lvl.spatial]
+    if nest is not None:
+        known = set(nest.dim_names)
+        for loops in (*temporal, *spatial):
+            for lp in loops:
+                if lp.dim not in known:
+                    raise MappingError(
+                        f"the mapping has a loop over {lp.dim}, not a dim of @{nest.name}",
+                        where=source,
+                        hint=f"the layer's dims are {sorted(known)}",
+                    )
+    return Mapping(
+        tuple(
+            LevelLoops(lvl.name, tuple(temporal[i]), tuple(spatial[i]))
+            for i, lvl in enumerate(target.levels)
+        )
+    )
+
+
+def _role(name: Any, where: str) -> Role:
+    role = _ROLES.get(str(name).lower())
+    if role is None:
+        raise MappingError(
+            f"unknown data space {name!r}", where=where, hint="Weights/Inputs/Outputs"
+        )
+    return role
+
+
+def _factors(value: Any, where: str) -> dict[str, int]:
+    """``C1 M2``, ``C=1,M=2`` or ``[C=1, M=2]`` -> {dim: factor} (Timeloop names)."""
+    if value is None:
+        return {}
+    text = " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    pairs = _FACTOR.findall(text)
+    if not pairs and text.strip():
+        raise MappingError(f"cannot read factors {value!r}", where=where, hint="e.g. 'C1 M2 R3'")
+    out = {d: int(f) for d, f in pairs}
+    if any(f == 0 for f in out.values()):
+        raise MappingError(
+            f"factor 0 (Timeloop's 'fill in the rest') in {value!r}",
+            where=where,
+            hint="give explicit factors: Joule scores complete mappings",
+        )
+    return out
+
+
+def _permutation(value: Any, factors: dict[str, int], where: str) -> list[str]:
+    """Innermost first; dims with factors but absent from the permutation go outermost."""
+    if value is None:
+        perm: list[str] = []
+    elif isinstance(value, list):
+        perm = [str(v) for v in value]
+    else:
+        text = str(value).replace(",", " ").split()
+        perm = text if len(text) > 1 else list(str(value).strip())
+    return perm + [d for d in factors if d not in perm]
