@@ -29,6 +29,7 @@ re-scores it with the cost model all the same.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
@@ -58,25 +59,54 @@ class Formulation:
         self.space = space
         self.model = cp_model.CpModel()
         self.scale = energy_scale
+        self.cap = count_cap(space)
         self._memo: dict[tuple, Val] = {}
         self.factor: dict[Slot, Val] = {}
         self.values: dict[Slot, list[int]] = {}
+        self.choice: dict[str, cp_model.IntVar] = {}
         for d in space.dims:
-            slots = space.slots[d]
             tuples = space.factor_tuples[d]
-            vars_ = []
-            for k, slot in enumerate(slots):
-                values = sorted({t[k] for t in tuples})
-                var = self.model.NewIntVarFromDomain(
-                    cp_model.Domain.FromValues(values), f"f_{d}_{slot.level}_{slot.axis or 'T'}"
-                )
-                self.factor[slot] = Val(var, values[0], values[-1])
-                self.values[slot] = values
-                vars_.append(var)
-            self.model.AddAllowedAssignments(vars_, tuples)
+            self.choice[d] = self.model.NewIntVar(0, len(tuples) - 1, f"tiling_{d}")
+            for k, slot in enumerate(space.slots[d]):
+                self.values[slot] = sorted({t[k] for t in tuples})
+                self.factor[slot] = self.dim_table(d, (slot,), lambda t, k=k: t[k])
+
+    def dim_table(self, dim: str, key: tuple, value: Callable[[tuple[int, ...]], int]) -> Val:
+        """A per-dim quantity as an element of the dim's tiling choice: exact propagation."""
+        memo = ("dim", dim, key)
+        if memo in self._memo:
+            return self._memo[memo]
+        table = [value(t) for t in self.space.factor_tuples[dim]]
+        if len(set(table)) == 1:
+            out = const(table[0])
+        else:
+            var = self.model.NewIntVarFromDomain(cp_model.Domain.FromValues(sorted(set(table))), "")
+            self.model.AddElement(self.choice[dim], table, var)
+            out = Val(var, min(table), max(table))
+        self._memo[memo] = out
+        return out
+
+    def slot_product(self, slots: list[Slot] | tuple[Slot, ...]) -> Val:
+        """Product of the factors of ``slots``: one table per dim, multiplied across dims."""
+        by_dim: dict[str, list[int]] = {}
+        for s in slots:
+            by_dim.setdefault(s.dim, []).append(self.space.slots[s.dim].index(s))
+        parts = []
+        for d, idx in sorted(by_dim.items()):
+            key = tuple(sorted(idx))
+            parts.append(
+                self.dim_table(d, ("prod", key), lambda t, key=key: math.prod(t[k] for k in key))
+            )
+        return self.mul(parts, key=("sp", frozenset(slots)))
 
     # -- arithmetic -------------------------------------------------------------------------
-    def mul(self, vals: list[Val], key: tuple | None = None) -> Val:
+    def mul(self, vals: list[Val], key: tuple | None = None, cap: int | None = None) -> Val:
+        """Product of non-negative quantities; upper bounds are clipped to ``cap``.
+
+        Loose interval products overflow 64 bits on real layers; every product
+        the formulation builds is a count no larger than ``self.cap`` (see
+        ``count_cap``), so clipping there is sound.
+        """
         if key is not None and key in self._memo:
             return self._memo[key]
         c = 1
@@ -94,11 +124,11 @@ class Formulation:
             v = varying[0]
             out = Val(c * v.expr, c * v.lb, c * v.ub)
         else:
+            limit = (self.cap if cap is None else cap) // c
             acc = varying[0]
             for v in varying[1:]:
-                lo, hi = sorted((acc.lb * v.lb, acc.ub * v.ub))
-                lo = min(lo, acc.lb * v.ub, acc.ub * v.lb)
-                hi = max(hi, acc.lb * v.ub, acc.ub * v.lb)
+                assert acc.lb >= 0 and v.lb >= 0, "products are of non-negative counts"
+                lo, hi = acc.lb * v.lb, min(acc.ub * v.ub, limit)
                 var = self.model.NewIntVar(lo, hi, "")
                 self.model.AddMultiplicationEquality(var, [acc.expr, v.expr])
                 acc = Val(var, lo, hi)
@@ -159,12 +189,13 @@ class Formulation:
         """Product of the factors of the slot's dim in the slots nested inside it."""
         slots = self.space.slots[slot.dim]
         inner = slots[slots.index(slot) + 1 :]
-        return self.mul([self.f(s) for s in inner], key=("step", slot))
+        return self.slot_product(inner)
 
     def advance(self, slot: Slot) -> Val:
         """(f - 1) * step: how far the dim's index moves over the whole loop."""
-        f = self.f(slot)
-        return self.mul([Val(f.expr - 1, f.lb - 1, f.ub - 1), self.step(slot)], key=("adv", slot))
+        slots = self.space.slots[slot.dim]
+        k = slots.index(slot)
+        return self.dim_table(slot.dim, ("adv", k), lambda t: (t[k] - 1) * math.prod(t[k + 1 :]))
 
     def instances(self, level: int) -> Val:
         slots = [
@@ -173,7 +204,7 @@ class Formulation:
             for s in self.space.slots[d]
             if s.axis is not None and s.level < level
         ]
-        return self.mul([self.f(s) for s in slots], key=("inst", level))
+        return self.slot_product(slots)
 
     def box(
         self, terms: tuple[tuple[tuple[str, int], ...], ...], slots: list[Slot], key: tuple
@@ -218,11 +249,11 @@ class Formulation:
                 shift = [(c * k, v) for d, c in axis.items() for k, v in delta.get(d, [])]
                 ov.append(self.overlap(extent, self.linear(shift)) if shift else extent)
             shared = self.mul(ov, key=("ov", *key, loop, tuple(inside)))
-            new_words = self.linear([(1, tile), (-1, shared)])
+            # The overlap never exceeds the tile, so the new words are non-negative.
+            diff = self.linear([(1, tile), (-1, shared)])
+            new_words = Val(diff.expr, max(0, diff.lb), diff.ub)
             f = self.f(loop)
-            trips = self.mul(
-                [self.f(s) for s in outer[:i]], key=("trips", tuple(sorted(outer[:i], key=repr)))
-            )
+            trips = self.slot_product(outer[:i])
             count = self.mul([Val(f.expr - 1, f.lb - 1, f.ub - 1), trips])
             parts.append((1, self.mul([count, self.as_var(new_words)])))
         return self.as_var(self.linear(parts))
@@ -282,13 +313,32 @@ class Formulation:
         return Val(q, 0, max(numerator.ub, 0))
 
 
-def energy_scale(space: MapSpace) -> float:
-    """Scale so the smallest non-zero per-word energy becomes >= 1e6 integer units."""
+def count_cap(space: MapSpace) -> int:
+    """An upper bound on every count the model builds: ``MACs x prod_axes sum|coeff|``.
+
+    A tile's box is at most ``sum|c|`` times the product of its dims' ranges per
+    axis, and a level's fills are at most its tile times the outer trips, so
+    every fill, read, update and partial product stays below this.
+    """
+    widest = max(
+        math.prod(max(1, sum(abs(c) for _, c in axis.terms)) for axis in t.projection)
+        for t in space.nest.tensors
+    )
+    return widest * space.nest.macs
+
+
+def energy_scale(space: MapSpace) -> int:
+    """Integer units per pJ: fine enough that rounding the smallest per-word energy
+    stays below 1e-5 relative, coarse enough that the objective fits in 62 bits."""
     energies = [
         e
         for lvl in space.target.levels
         for e in (lvl.read_pj, lvl.write_pj, lvl.update_pj, lvl.network.hop_energy_pj)
         if e > 0
     ]
-    smallest = min(energies, default=1.0)
-    return 10 ** math.ceil(math.log10(1e6 / smallest))
+    smallest, largest = min(energies, default=1.0), max(energies, default=1.0)
+    scale = 10 ** math.ceil(math.log10(1e5 / smallest))
+    terms = 8 * len(space.target.levels) * len(space.nest.tensors)
+    while scale > 1 and terms * count_cap(space) * largest * scale > 2**61:
+        scale //= 10
+    return scale

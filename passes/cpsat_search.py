@@ -1,9 +1,9 @@
 """The CP-SAT mapper: builds the formulation of :mod:`passes.cpsat_model`, solves, decodes.
 
-Deterministic: fixed seed, a fixed number of search workers interleaved on one
-thread, and a *deterministic* time limit, so the same inputs give the same
-mapping on any machine load. A wall-clock limit of four times that is a safety
-net only.
+Deterministic: fixed seed, one search worker and a *deterministic* time limit,
+so the same inputs give the same mapping on any machine load (layers are
+solved in parallel processes instead). A wall-clock limit of four times that
+is a safety net only.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from passes.search import (
     score_point,
 )
 
-SEARCH_WORKERS = 4
+SEARCH_WORKERS = 1  # layers run in parallel processes; one worker keeps CP-SAT deterministic
 HINT_SAMPLES = 300
 
 
@@ -87,7 +87,6 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     params = solver.parameters
     params.random_seed = options.seed
     params.num_workers = SEARCH_WORKERS
-    params.interleave_search = True
     params.max_deterministic_time = options.time_limit_s
     params.max_time_in_seconds = 4 * options.time_limit_s
     status = solver.Solve(model)
@@ -97,9 +96,7 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
             return None
         return _from_hint(hint, elapsed, "UNKNOWN")
 
-    factors = {
-        d: tuple(solver.Value(form.factor[s].expr) for s in space.slots[d]) for d in space.dims
-    }
+    factors = {d: space.factor_tuples[d][solver.Value(form.choice[d])] for d in space.dims}
     orders = combos[next(k for k, b in enumerate(choose) if solver.Value(b))]
     mapping = space.mapping(factors, orders)
     cost = score_point(space, mapping)
@@ -165,7 +162,7 @@ def _fanout_constraints(form: Formulation) -> None:
                 s for d in space.dims for s in space.slots[d] if s.level == i and s.axis == axis
             ]
             if len(slots) > 1:
-                product = form.mul([form.f(s) for s in slots], key=("fan", i, axis))
+                product = form.slot_product(slots)
                 form.model.Add(product.expr <= limit)
 
 
@@ -194,7 +191,7 @@ def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val,
                     for s in space.slots[d]
                     if s.axis is not None and i <= s.level < child and s.dim not in relevant
                 ]
-                shared = form.mul([form.f(s) for s in between], key=("shared", t.role, i))
+                shared = form.slot_product(between)
             if t.role == "output":
                 first = _first(form, relevant, i)
                 fills = (
@@ -264,7 +261,7 @@ def _first(form: Formulation, relevant: set[str], level: int) -> Val:
         for s in space.slots[d]
         if not (s.axis is not None and s.level < level)
     ]
-    per = form.mul([form.f(s) for s in slots], key=("first", level))
+    per = form.slot_product(slots)
     return form.mul([per, form.instances(level)], key=("firstT", level))
 
 
@@ -284,10 +281,7 @@ def _cycles(form: Formulation, choose: list, traffic: list[dict], cap: int | Non
     """Cycles = max(compute, each level's busier port / bandwidth), capped when asked."""
     space = form.space
     model = form.model
-    spatial = form.mul(
-        [form.f(s) for d in space.dims for s in space.slots[d] if s.axis is not None],
-        key=("allspatial",),
-    )
+    spatial = form.slot_product([s for d in space.dims for s in space.slots[d] if s.axis])
     macs = space.nest.macs
     compute = model.NewIntVar(1, macs, "compute")
     model.AddMultiplicationEquality(macs, [compute, spatial.expr])
@@ -301,7 +295,7 @@ def _cycles(form: Formulation, choose: list, traffic: list[dict], cap: int | Non
             if bw is None:
                 continue
             inst = form.instances(i)
-            budget = form.mul([Val(cycles, 1, worst), inst])
+            budget = form.mul([Val(cycles, 1, worst), inst], cap=2**62)
             # cycles * inst * bw >= words, written over integers (bw may be fractional).
             num, den = _fraction(bw)
             model.Add(budget.expr * num >= reads.expr * den).OnlyEnforceIf(b)
@@ -323,5 +317,6 @@ def _add_hint(form: Formulation, space: MapSpace, mapping) -> None:  # noqa: ANN
             at[Slot(lp.dim, i, None)] = lp.factor
         for lp in lvl.spatial:
             at[Slot(lp.dim, i, lp.axis)] = lp.factor
-    for slot, val in form.factor.items():
-        form.model.AddHint(val.expr, at.get(slot, 1))
+    for d in space.dims:
+        wanted = tuple(at.get(s, 1) for s in space.slots[d])
+        form.model.AddHint(form.choice[d], space.factor_tuples[d].index(wanted))

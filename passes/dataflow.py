@@ -17,8 +17,11 @@ while the rest streams past.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from compiler.errors import JouleError
 from compiler.ir.loopnest import LoopNest
+from compiler.pipeline import MappingModule
 from passes.dim_classes import conv_classes
 from passes.mapspace import SpaceConstraints
 from targets.spec import Target
@@ -80,3 +83,25 @@ def _allowed(dims: tuple[str, ...], cls: dict[str, str], names: frozenset[str] |
     if names is None:
         return frozenset(dims)
     return frozenset(d for d in dims if cls[d] in names)
+
+
+@dataclass(frozen=True)
+class AssignDataflow:
+    """dataflow: attach each layer's mapspace constraints (target design + chosen dataflow).
+
+    Precondition: canonicalized nests. Layers the dataflow does not apply to
+    (row-stationary on a matmul) fall back to ``free`` and say so in a note.
+    """
+
+    dataflow: str = "free"
+    name: str = "dataflow"
+
+    def apply(self, module: MappingModule) -> MappingModule:
+        layers = []
+        for layer in module.layers:
+            c = space_constraints(layer.nest, module.target, self.dataflow)
+            notes = layer.notes
+            if c.dataflow != self.dataflow:
+                notes = (*notes, f"dataflow {self.dataflow} does not apply; mapped as {c.dataflow}")
+            layers.append(layer.with_(constraints=c, notes=notes))
+        return module.with_layers(layers)

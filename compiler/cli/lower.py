@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print a JSON record instead")
 
 
-def _parse_dims(items: list[str]) -> dict[str, int]:
+def parse_dims(items: list[str]) -> dict[str, int]:
     dims: dict[str, int] = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from compiler.ir import print_loopnests
     from compiler.lower import lower_model
 
-    network = lower_model(args.model, batch=args.batch, dims=_parse_dims(args.dim))
+    network = lower_model(args.model, batch=args.batch, dims=parse_dims(args.dim))
     if args.json:
         print(json.dumps(network.to_dict(), indent=2))
         return 0

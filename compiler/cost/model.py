@@ -10,6 +10,7 @@ in the tests walks the loops and must agree exactly.
 
 from __future__ import annotations
 
+import functools
 import math
 
 from compiler.cost.nest import FlatNest, axis_terms, box_extents, fills_per_instance, flatten
@@ -171,6 +172,7 @@ def _first_child(flat: FlatNest, child: int, relevant: frozenset[str]) -> int:
     return _distinct_per_instance(flat, child, relevant) * flat.instances_above(child)
 
 
+@functools.lru_cache(maxsize=1024)
 def lower_bound_pj(nest: LoopNest, target: Target) -> float:
     """Compulsory energy: each tensor word crosses DRAM once, each MAC touches the innermost level.
 

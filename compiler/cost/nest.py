@@ -100,24 +100,36 @@ def fills_per_instance(
     ``F = T + sum_L (f_L - 1) * prod(f outside L) * (T - overlap(L))``: when
     loop L advances and the loops inside it wrap, each axis shifts by
     ``sum_d c * delta_d`` and the old and new boxes overlap by the product of
-    the per-axis overlaps.
+    the per-axis overlaps. A loop irrelevant to the tensor with no relevant loop
+    inside it shifts nothing (the tile stays: stationarity) and is skipped.
     """
     tile = math.prod(extents)
+    relevant = {d for axis in terms for d, _ in axis}
+    # Index of the innermost relevant loop: loops inside it never refetch.
+    last = -1
+    for i, loop in enumerate(outer):
+        if loop.dim in relevant:
+            last = i
     total = tile
     trips = 1
-    coeff = [dict(axis) for axis in terms]
-    for i, loop in enumerate(outer):
-        if loop.factor > 1:
-            count = (loop.factor - 1) * trips
-            delta = {loop.dim: loop.step}
-            for inner in outer[i + 1 :]:
+    for i in range(last + 1):
+        loop = outer[i]
+        count = (loop.factor - 1) * trips
+        trips *= loop.factor
+        delta = {loop.dim: loop.step} if loop.dim in relevant else {}
+        for inner in outer[i + 1 : last + 1]:
+            if inner.dim in relevant:
                 delta[inner.dim] = delta.get(inner.dim, 0) - (inner.factor - 1) * inner.step
-            overlap = 1
-            for axis, extent in zip(coeff, extents, strict=True):
-                shift = sum(c * delta.get(d, 0) for d, c in axis.items())
+        overlap = 1
+        for axis, extent in zip(terms, extents, strict=True):
+            shift = 0
+            for d, c in axis:
+                shift += c * delta.get(d, 0)
+            if shift:
                 overlap *= max(0, extent - abs(shift))
                 if overlap == 0:
                     break
-            total += count * (tile - overlap)
-        trips *= loop.factor
+            else:
+                overlap *= extent
+        total += count * (tile - overlap)
     return total

@@ -1,0 +1,86 @@
+"""``joule compile MODEL --target T --out DIR``: map every layer, write the schedule and reports."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from compiler.cli.lower import parse_dims
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="ONNX file or bundled model name (resnet18, transformer...)")
+    parser.add_argument("--target", default="eyeriss", help="bundled target name or YAML path")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--objective", default="energy", choices=["energy", "edp", "latency"])
+    parser.add_argument(
+        "--dataflow", default="free", choices=["free", "ws", "os", "is", "rs", "nlr"]
+    )
+    parser.add_argument("--mapper", default="cpsat", choices=["cpsat", "exhaustive", "random"])
+    parser.add_argument(
+        "--samples", type=int, default=10_000, help="valid samples for --mapper random"
+    )
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=5.0,
+        help="per-layer solver budget (CP-SAT deterministic seconds)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="layers solved in parallel")
+    parser.add_argument("--max-cycles", type=int, default=None, help="latency cap per layer")
+    parser.add_argument(
+        "--min-utilization",
+        type=float,
+        default=None,
+        help="latency cap as a PE utilisation floor, e.g. 0.5",
+    )
+    parser.add_argument("--batch", type=int, default=None, help="bind a symbolic batch dim")
+    parser.add_argument(
+        "--dim",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="bind a symbolic dim (repeatable)",
+    )
+    parser.add_argument(
+        "--print-after",
+        action="append",
+        default=[],
+        metavar="PASS",
+        help="print the IR after a pass: canonicalize, dataflow, tile",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from compiler.driver import compile_model
+    from compiler.report import write_outputs
+    from compiler.report.files import prepare_dir
+
+    prepare_dir(Path(args.out))  # fail before any solving
+    schedule = compile_model(
+        args.model,
+        args.target,
+        objective=args.objective,
+        dataflow=args.dataflow,
+        mapper=args.mapper,
+        time_limit=args.time_limit,
+        workers=args.workers,
+        samples=args.samples,
+        max_cycles=args.max_cycles,
+        min_utilization=args.min_utilization,
+        batch=args.batch,
+        dims=parse_dims(args.dim),
+        print_after=frozenset(args.print_after),
+    )
+    out = write_outputs(schedule, args.out)
+    for warning in schedule.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    t = schedule.totals()
+    print(
+        f"{schedule.model} on {schedule.target}: {len(schedule.layers)} layers, "
+        f"{t['energy_pj'] / 1e6:.3f} µJ ({t['energy_pj'] / max(t['macs'], 1):.3f} pJ/MAC, "
+        f"bound {t['lower_bound_pj'] / 1e6:.3f} µJ), {t['cycles']:,} cycles, "
+        f"{t['time_s']:.1f} s -> {out}/schedule.json, report.md, report.html"
+    )
+    return 0

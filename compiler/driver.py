@@ -1,0 +1,126 @@
+"""``compile_model``: ONNX model + target -> a Schedule (the Python face of ``joule compile``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TextIO
+
+from compiler.ir.network import Network
+from compiler.passmanager import PassManager
+from compiler.pipeline import MappingModule
+from compiler.schedule import LayerSchedule, Schedule
+from targets.spec import Target
+
+GAP_WARNING = 0.01
+
+
+def compile_model(
+    model: str | Path | object,
+    target: str | Path | Target,
+    *,
+    objective: str = "energy",
+    dataflow: str = "free",
+    mapper: str = "cpsat",
+    time_limit: float = 5.0,
+    workers: int = 1,
+    samples: int = 10_000,
+    max_cycles: int | None = None,
+    min_utilization: float | None = None,
+    batch: int | None = None,
+    dims: Mapping[str, int] | None = None,
+    print_after: frozenset[str] = frozenset(),
+    log: TextIO | None = None,
+) -> Schedule:
+    """Map every MAC layer of ``model`` on ``target``.
+
+    ``model`` is an ONNX path, a ModelProto, a bundled model name or an already
+    lowered :class:`Network`; ``target`` a bundled name, a YAML path or a Target.
+    ``time_limit`` is the per-layer solver budget in CP-SAT's deterministic
+    seconds (reproducible on any machine load; roughly wall seconds).
+    """
+    from passes.canonicalize import Canonicalize
+    from passes.dataflow import AssignDataflow
+    from passes.search import SearchOptions
+    from passes.tile import TileAndOrder
+    from targets import load_target
+
+    start = time.perf_counter()
+    tgt = target if isinstance(target, Target) else load_target(target)
+    network = model if isinstance(model, Network) else _lower(model, batch, dims)
+    options = SearchOptions(
+        objective=objective,
+        max_cycles=max_cycles,
+        min_utilization=min_utilization,
+        time_limit_s=time_limit,
+        samples=samples,
+    )
+    passes = [
+        Canonicalize(),
+        AssignDataflow(dataflow),
+        TileAndOrder(mapper=mapper, options=options, workers=workers),
+    ]
+    manager = PassManager(passes, print_after=print_after, **({"out": log} if log else {}))
+    module = manager.run(MappingModule.from_network(network, tgt))
+    schedule = _schedule(module, objective, dataflow, mapper)
+    schedule.pass_times_s = {t.name: t.seconds for t in manager.timings}
+    schedule.time_s = time.perf_counter() - start
+    return schedule
+
+
+def _lower(model: object, batch: int | None, dims: Mapping[str, int] | None) -> Network:
+    from compiler.lower import lower_model
+
+    return lower_model(model, batch=batch, dims=dims)  # type: ignore[arg-type]
+
+
+def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str) -> Schedule:
+    from compiler.cost import evaluate
+
+    layers = []
+    warnings = []
+    first_of: dict[str, str] = {}
+    for layer in module.layers:
+        result = layer.result
+        # Re-score on the original nest: the reported numbers are the model's.
+        cost = evaluate(layer.original, module.target, result.mapping)
+        signature = layer.nest.signature()
+        shared = first_of.setdefault(signature, layer.original.name)
+        report = result.report
+        solver = {
+            "status": report.status,
+            "objective": report.objective,
+            "bound": report.bound,
+            "gap": report.gap,
+            "time_s": report.time_s,
+            "mapper": report.mapper,
+            "evaluated": report.evaluated,
+        }
+        if mapper == "cpsat" and report.gap > GAP_WARNING and shared == layer.original.name:
+            warnings.append(
+                f"layer {layer.original.name}: solver stopped at the time limit with "
+                f"gap {report.gap:.1%} (status {report.status}); best mapping found is used"
+            )
+        layers.append(
+            LayerSchedule(
+                nest=layer.original,
+                mapping=result.mapping,
+                cost=cost,
+                solver=solver,
+                dataflow=getattr(layer.constraints, "dataflow", dataflow),
+                shared_with=None if shared == layer.original.name else shared,
+                notes=layer.notes,
+            )
+        )
+    return Schedule(
+        model=module.network.model,
+        target=module.target.name,
+        target_hash=module.target.content_hash,
+        objective=objective,
+        dataflow=dataflow,
+        mapper=mapper,
+        layers=layers,
+        unmapped_ops=list(module.network.unmapped_ops),
+        warnings=warnings,
+    )

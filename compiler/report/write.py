@@ -1,0 +1,166 @@
+"""report.md / report.html: the per-layer table, breakdowns, each mapping as loops, the plots."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from compiler.report.files import prepare_dir, write_atomic
+from compiler.report.plots import PLOTS
+from compiler.schedule import Schedule
+
+
+def write_outputs(schedule: Schedule, out: str | Path) -> Path:
+    """Write schedule.json, report.md, report.html and the PNG plots into ``out``."""
+    directory = prepare_dir(Path(out))
+    for name, plot in PLOTS.items():
+        if schedule.layers:
+            write_atomic(directory / name, plot(schedule))
+    write_atomic(directory / "report.md", markdown(schedule))
+    write_atomic(directory / "report.html", to_html(schedule))
+    write_atomic(directory / "schedule.json", schedule.to_json())  # last: marks completion
+    return directory
+
+
+def _layer_rows(schedule: Schedule) -> list[list[str]]:
+    rows = []
+    for lay in schedule.layers:
+        c, s = lay.cost, lay.solver
+        rows.append(
+            [
+                lay.nest.name,
+                lay.nest.op,
+                f"{lay.nest.macs:,}",
+                lay.dataflow,
+                f"{c.energy_pj / 1e6:.3f}",
+                f"{c.energy_pj / lay.nest.macs:.3f}",
+                f"{c.lower_bound_pj / lay.nest.macs:.3f}",
+                f"{c.cycles:,}",
+                f"{100 * c.utilization:.1f}",
+                s["status"] + (f" (same as {lay.shared_with})" if lay.shared_with else ""),
+                f"{100 * s['gap']:.2f}",
+                f"{s['time_s']:.2f}",
+            ]
+        )
+    return rows
+
+
+HEADER = [
+    "layer",
+    "op",
+    "MACs",
+    "dataflow",
+    "energy (µJ)",
+    "pJ/MAC",
+    "bound pJ/MAC",
+    "cycles",
+    "util %",
+    "solver",
+    "gap %",
+    "solve s",
+]
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _breakdown_rows(schedule: Schedule) -> tuple[list[str], list[list[str]]]:
+    levels = list(schedule.layers[0].cost.energy_breakdown_pj) if schedule.layers else []
+    header = ["layer", *[f"{lvl} (pJ/MAC)" for lvl in levels], "MAC (pJ/MAC)"]
+    rows = []
+    for lay in schedule.layers:
+        b = lay.cost.energy_breakdown_pj
+        per = [
+            ", ".join(f"{r} {v / lay.nest.macs:.3f}" for r, v in b[lvl].items()) or "-"
+            for lvl in levels
+        ]
+        rows.append([lay.nest.name, *per, f"{lay.cost.mac_energy_pj / lay.nest.macs:.3f}"])
+    return header, rows
+
+
+def markdown(schedule: Schedule) -> str:
+    t = schedule.totals()
+    parts = [
+        f"# Joule schedule: {schedule.model} on {schedule.target}",
+        "",
+        f"Objective **{schedule.objective}**, dataflow **{schedule.dataflow}**, mapper "
+        f"**{schedule.mapper}**{'' if schedule.complete else ' — **incomplete**'}.",
+        "",
+        f"Total energy **{t['energy_pj'] / 1e6:.3f} µJ** for {t['macs']:,} MACs "
+        f"({t['energy_pj'] / max(t['macs'], 1):.3f} pJ/MAC); compulsory bound "
+        f"{t['lower_bound_pj'] / 1e6:.3f} µJ; {t['cycles']:,} cycles; "
+        f"compiled in {t['time_s']:.1f} s.",
+        "",
+    ]
+    if schedule.warnings:
+        parts += ["## Warnings", "", *[f"- {w}" for w in schedule.warnings], ""]
+    parts += ["## Layers", "", _md_table(HEADER, _layer_rows(schedule)), ""]
+    parts += [
+        "![energy per layer by level](energy_by_level.png)",
+        "",
+        "![energy by tensor](energy_by_tensor.png)",
+        "",
+        "![PE utilisation](utilization.png)",
+        "",
+    ]
+    header, rows = _breakdown_rows(schedule)
+    parts += ["## Energy breakdown by level and tensor", "", _md_table(header, rows), ""]
+    parts += ["## Mappings", ""]
+    for lay in schedule.layers:
+        if lay.shared_with:
+            continue
+        parts += [f"### {lay.nest.name}", "", "```", lay.mapping.loops_text(), "```", ""]
+    parts += ["## Unmapped ops", ""]
+    if schedule.unmapped_ops:
+        parts += _md_table(
+            ["op", "type", "elements"],
+            [[u.name, u.op, f"{u.elements:,}"] for u in schedule.unmapped_ops],
+        ).splitlines()
+    else:
+        parts.append("None.")
+    return "\n".join(parts) + "\n"
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def to_html(schedule: Schedule) -> str:
+    t = schedule.totals()
+    header, rows = _breakdown_rows(schedule)
+    mappings = "".join(
+        f"<h3>{html.escape(lay.nest.name)}</h3><pre>{html.escape(lay.mapping.loops_text())}</pre>"
+        for lay in schedule.layers
+        if not lay.shared_with
+    )
+    unmapped = _html_table(
+        ["op", "type", "elements"],
+        [[u.name, u.op, f"{u.elements:,}"] for u in schedule.unmapped_ops],
+    )
+    warnings = "".join(f"<li>{html.escape(w)}</li>" for w in schedule.warnings)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>Joule: {html.escape(schedule.model)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}td:first-child{{text-align:left}}
+pre{{background:#f6f6f6;padding:8px}}</style></head><body>
+<h1>Joule schedule: {html.escape(schedule.model)} on {html.escape(schedule.target)}</h1>
+<p>Objective <b>{schedule.objective}</b>, dataflow <b>{schedule.dataflow}</b>, mapper
+<b>{schedule.mapper}</b>. Total energy <b>{t["energy_pj"] / 1e6:.3f} µJ</b> for
+{t["macs"]:,} MACs; compulsory bound {t["lower_bound_pj"] / 1e6:.3f} µJ;
+{t["cycles"]:,} cycles.</p>
+{f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
+<h2>Layers</h2>{_html_table(HEADER, _layer_rows(schedule))}
+<h2>Plots</h2><img src="energy_by_level.png" alt="energy per layer by level">
+<img src="energy_by_tensor.png" alt="energy by tensor"><img src="utilization.png" alt="utilisation">
+<h2>Energy breakdown by level and tensor</h2>{_html_table(header, rows)}
+<h2>Mappings</h2>{mappings}
+<h2>Unmapped ops</h2>{unmapped}
+</body></html>
+"""

@@ -1,0 +1,85 @@
+"""Map one layer: pick the mapper, run it, and explain a layer that cannot fit the target."""
+
+from __future__ import annotations
+
+import math
+
+from compiler.errors import JouleError, TargetError
+from compiler.ir.loopnest import LoopNest
+from passes.cpsat_search import solve_cpsat
+from passes.exhaustive import solve_exhaustive
+from passes.mapspace import MapSpace, SpaceConstraints
+from passes.random_search import solve_random
+from passes.search import OBJECTIVES, SearchOptions, SearchResult
+from targets.spec import Target
+
+MAPPERS = {"cpsat": solve_cpsat, "exhaustive": solve_exhaustive, "random": solve_random}
+
+
+def map_layer(
+    nest: LoopNest,
+    target: Target,
+    constraints: SpaceConstraints,
+    *,
+    mapper: str = "cpsat",
+    options: SearchOptions | None = None,
+) -> SearchResult:
+    """The best mapping the chosen mapper finds; TargetError when none is valid."""
+    options = options or SearchOptions()
+    if mapper not in MAPPERS:
+        raise JouleError(f"unknown mapper {mapper!r}", hint=f"choose one of {', '.join(MAPPERS)}")
+    if options.objective not in OBJECTIVES:
+        raise JouleError(
+            f"unknown objective {options.objective!r}",
+            hint=f"choose one of {', '.join(OBJECTIVES)}",
+        )
+    space = MapSpace(nest, target, constraints)
+    result = MAPPERS[mapper](space, options)
+    if result is None:
+        raise _no_mapping(space, options)
+    return result
+
+
+def _no_mapping(space: MapSpace, options: SearchOptions) -> JouleError:
+    """Name the level and tensor whose smallest possible tile does not fit."""
+    nest, target = space.nest, space.target
+    for i, level in enumerate(target.levels):
+        # Dims with no slot above this level must sit wholly inside its tile.
+        pinned = {d for d in space.dims if not any(s.level < i for s in space.slots[d])}
+        sizes = {}
+        for t in nest.tensors:
+            if t.role not in level.keeps:
+                continue
+            extents = nest.extents
+            sizes[t.role] = math.prod(
+                sum(abs(c) * (extents[d] - 1) for d, c in axis.terms if d in pinned) + 1
+                for axis in t.projection
+            )
+            cap = level.capacity_for(t.role)
+            if cap is not None and sizes[t.role] > cap:
+                return TargetError(
+                    f"layer @{nest.name} cannot be mapped: its {t.role} needs at least "
+                    f"{sizes[t.role]} words at level {level.name}, which holds {cap}",
+                    where=target.source_file or target.name,
+                    hint=f"enlarge {level.name} or allow more loops above it",
+                )
+        if level.capacity_words is not None and sum(sizes.values()) > level.capacity_words:
+            detail = ", ".join(f"{r} {w}" for r, w in sizes.items())
+            return TargetError(
+                f"layer @{nest.name} cannot be mapped: level {level.name} holds "
+                f"{level.capacity_words} words but the smallest tiles need {detail}",
+                where=target.source_file or target.name,
+                hint=f"enlarge {level.name} or allow more loops above it",
+            )
+    cap = options.cycle_cap(nest.macs, target.pes)
+    if cap is not None:
+        return JouleError(
+            f"layer @{nest.name}: no mapping meets the latency cap of {cap} cycles",
+            hint="relax --max-cycles / --min-utilization",
+        )
+    return TargetError(
+        f"layer @{nest.name} has no valid mapping on {target.name} "
+        f"(dataflow {space.constraints.dataflow})",
+        where=target.source_file or target.name,
+        hint="try --dataflow free or a target with larger buffers",
+    )
