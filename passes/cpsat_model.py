@@ -156,22 +156,6 @@ class Formulation:
         self.model.Add(var == v.expr)
         return Val(var, v.lb, v.ub)
 
-    def overlap(self, extent: Val, shift: Val) -> Val:
-        """``max(0, extent - |shift|)``: how much of a box axis two consecutive tiles share."""
-        if shift.lb == shift.ub:
-            if abs(shift.lb) == 0:
-                return extent
-            return (
-                self.linear([(1, extent)], -abs(shift.lb))
-                if extent.lb >= abs(shift.lb)
-                else self._max0(self.linear([(1, extent)], -abs(shift.lb)))
-            )
-        mag = self.model.NewIntVar(0, max(abs(shift.lb), abs(shift.ub)), "")
-        self.model.AddAbsEquality(mag, shift.expr)
-        return self._max0(
-            self.linear([(1, extent), (-1, Val(mag, 0, max(abs(shift.lb), abs(shift.ub))))])
-        )
-
     def _max0(self, v: Val) -> Val:
         if v.lb >= 0:
             return v
@@ -225,38 +209,54 @@ class Formulation:
         terms: tuple[tuple[tuple[str, int], ...], ...],
         extents: list[Val],
         outer: list[Slot],
-        key: tuple,
     ) -> Val:
-        """Words one instance fetches as its tile walks the ``outer`` temporal slots."""
-        tile = self.mul(extents, key=("tile", *key))
-        parts: list[tuple[int, Val]] = [(1, tile)]
-        coeff = [dict(axis) for axis in terms]
-        relevant = {d for axis in coeff for d in axis}
+        """Per-instance fills (docs/cost-model.md): the whole tile per step out to the
+        innermost relevant loop L*, less the halo that L*'s own steps keep.
+
+        ``F = T * prod(f out to L*) - [L* slides a window] (f* - 1) prod(f outside L*) ov*``;
+        which slot is L* depends on which factors exceed 1, so each candidate's
+        halo term is switched on by a literal.
+        """
+        relevant = {d for axis in terms for d, _ in axis}
+        tile = self.mul(extents)
+        whole = self.fills_stationary(relevant, tile, outer)
+        window = {d for axis in terms if len(axis) > 1 for d, _ in axis}
+        halos: list[tuple[int, Val]] = []
         for i, loop in enumerate(outer):
-            if self.f(loop).ub == 1:
+            if loop.dim not in window or self.f(loop).ub == 1:
                 continue
-            inside = outer[i + 1 :]
-            moving = [s for s in inside if s.dim in relevant and self.f(s).ub > 1]
-            if loop.dim not in relevant and not moving:
-                continue  # the tile stays: stationarity
-            delta: dict[str, list[tuple[int, Val]]] = {}
-            if loop.dim in relevant:
-                delta[loop.dim] = [(1, self.step(loop))]
-            for s in moving:
-                delta.setdefault(s.dim, []).append((-1, self.advance(s)))
             ov = []
-            for axis, extent in zip(coeff, extents, strict=True):
-                shift = [(c * k, v) for d, c in axis.items() for k, v in delta.get(d, [])]
-                ov.append(self.overlap(extent, self.linear(shift)) if shift else extent)
-            shared = self.mul(ov, key=("ov", *key, loop, tuple(inside)))
-            # The overlap never exceeds the tile, so the new words are non-negative.
-            diff = self.linear([(1, tile), (-1, shared)])
-            new_words = Val(diff.expr, max(0, diff.lb), diff.ub)
+            for axis, extent in zip(terms, extents, strict=True):
+                coeff = dict(axis).get(loop.dim, 0)
+                if coeff == 0:
+                    ov.append(extent)
+                    continue
+                shift = self.mul([self.step(loop)]) if abs(coeff) == 1 else self.mul(
+                    [const(abs(coeff)), self.step(loop)]
+                )
+                ov.append(self._max0(self.linear([(1, extent), (-1, shift)])))
+            shared = self.mul(ov)
+            if shared.ub == 0:
+                continue
             f = self.f(loop)
-            trips = self.slot_product(outer[:i])
-            count = self.mul([Val(f.expr - 1, f.lb - 1, f.ub - 1), trips])
-            parts.append((1, self.mul([count, self.as_var(new_words)])))
-        return self.as_var(self.linear(parts))
+            count = self.mul([Val(f.expr - 1, f.lb - 1, f.ub - 1), self.slot_product(outer[:i])])
+            inside = [s for s in outer[i + 1 :] if s.dim in relevant and self.f(s).ub > 1]
+            last = self._innermost(loop, inside)
+            halos.append((-1, self.mul([count, shared, last])))
+        if not halos:
+            return whole
+        fills = self.linear([(1, whole), *halos])
+        # Every step fetches at least the first tile: F >= T >= 1.
+        return self.as_var(Val(fills.expr, max(1, fills.lb), fills.ub))
+
+    def _innermost(self, loop: Slot, inside: list[Slot]) -> Val:
+        """A literal: ``loop`` moves and no relevant loop inside it does (it is L*)."""
+        b = self.model.NewBoolVar("")
+        moves = self._moves(loop)
+        others = [self._moves(s) for s in inside]
+        self.model.AddBoolAnd([moves, *[o.Not() for o in others]]).OnlyEnforceIf(b)
+        self.model.AddBoolOr([moves.Not(), *others]).OnlyEnforceIf(b.Not())
+        return Val(b, 0, 1)
 
     def fills_stationary(self, relevant: set[str], tile: Val, outer: list[Slot]) -> Val:
         """``fills`` for a tensor whose every axis is one dim: tiles never half-overlap.

@@ -245,8 +245,7 @@ def _fills(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # 
     if all(len(axis) <= 1 for axis in at):
         out = form.as_var(form.fills_stationary(set(tensor.relevant_dims), tile, outer))
     else:
-        extents = form.box(at, _inside(form.space, level), key=())
-        out = form.fills(at, extents, outer, key=key)
+        out = form.fills(at, form.box(at, _inside(form.space, level), key=()), outer)
     form._memo[key] = out
     return out
 

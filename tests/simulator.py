@@ -13,7 +13,9 @@ this file enumerates.
   that period touch (Timeloop's axis-aligned hyper-rectangle).
 * Each instance keeps exactly one resident tile per tensor: moving to the next
   step fetches the words of the new box missing from the old one (fills) and
-  evicts the rest (for outputs: drains to the parent).
+  evicts the rest (for outputs: drains to the parent). As in Timeloop, the old
+  tile is only kept while it slides one way: a step on which a loop over a dim
+  the tensor depends on wraps back to 0 evicts it and fetches the whole new box.
 * Outputs are read-modify-written: a word touched for the first time by an
   instance is not fetched (it starts at zero) and its first update needs no read.
 * When the fan-out multicasts, one parent read serves, at each step, all the
@@ -197,8 +199,12 @@ class _Walk:
     first: int  # distinct words ever touched
 
 
-def _walk(per_step: dict[Point, Box], touched: set[Point] | None) -> _Walk:
+def _walk(per_step: dict[Point, Box], touched: set[Point] | None, relevant: list[int]) -> _Walk:
     """One instance's tile moving step by step; ``touched``: the output words its MACs update.
+
+    ``relevant``: positions in the step index of loops over dims the tensor
+    depends on. As in Timeloop, the old tile is kept only while it slides one
+    way: when such a loop wraps back to 0, the whole new tile is fetched.
 
     A word entering the tile is fetched unless it is an output word the instance
     updates and has never held before: then it starts at zero. (Words of the box
@@ -210,17 +216,22 @@ def _walk(per_step: dict[Point, Box], touched: set[Point] | None) -> _Walk:
     fetched: dict[Point, set[Point]] = {}
     drained: dict[Point | str, set[Point]] = {}
     fills = 0
+    last: Point | None = None
     for step in sorted(per_step):
         cur = _box_points(per_step[step])
+        if last is not None and any(step[i] < last[i] for i in relevant):
+            drained[step] = prev
+            prev = set()
         new = cur - prev
         fetched[step] = new
-        drained[step] = prev - cur
+        drained[step] = drained.get(step, set()) | (prev - cur)
         if touched is None:
             fills += len(new)
         else:
             fills += len(new) - len((new - seen) & touched)
         seen |= new
         prev = cur
+        last = step
     drained["end"] = prev
     return _Walk(fetched, drained, fills, len(touched) if touched is not None else len(seen))
 
@@ -238,9 +249,14 @@ def _count_tensor(
     first_touches: dict[str, dict[str, int]],
 ) -> None:
     role = tensor.role
+
+    def relevant_steps(lvl: int) -> list[int]:
+        temporal = [i for i in range(boundary[lvl]) if not loops[i].spatial]
+        return [k for k, i in enumerate(temporal) if loops[i].dim in tensor.relevant_dims]
+
     walks = {
         lvl: {
-            inst: _walk(steps, None if touched is None else touched[lvl][inst])
+            inst: _walk(steps, None if touched is None else touched[lvl][inst], relevant_steps(lvl))
             for inst, steps in tiles[lvl].items()
         }
         for lvl in keepers

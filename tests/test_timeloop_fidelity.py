@@ -35,12 +35,6 @@ COUNT_TOLERANCE = 0.02
 ENERGY_TOLERANCE = 0.05
 
 # Why Timeloop's count differs from Joule's documented semantics.
-STRIDE_RESET = (
-    "Timeloop keeps the overlap of consecutive tiles only while the tile keeps sliding "
-    "the same way along one axis (AAHR delta with reset-on-stride-change); when an outer "
-    "loop advances and an inner sliding loop wraps back, it refetches the whole tile. "
-    "Joule (docs) keeps any overlap, so it fetches less"
-)
 EXTRAPOLATION = (
     "Timeloop runs only iterations #0 and #1 of a loop and extrapolates the rest, so when "
     "an outer loop advances it compares the new tile with the tile of iteration #1 of the "
@@ -55,17 +49,9 @@ LINK_TRANSFERS = (
     "ifmap read. Joule's networks have no PE-to-PE links"
 )
 KNOWN: dict[str, dict[tuple[str, str, str], str]] = {
-    "alexnet_conv1": {
-        ("shared_glb", "input", "fills"): STRIDE_RESET,
-        ("DRAM", "input", "reads"): STRIDE_RESET,
-    },
     "alexnet_conv5": {
         ("ifmap_spad", "input", "fills"): EXTRAPOLATION,
         ("shared_glb", "input", "reads"): EXTRAPOLATION,
-    },
-    "alexnet_conv2_energy": {
-        ("shared_glb", "input", "fills"): STRIDE_RESET,
-        ("DRAM", "input", "reads"): STRIDE_RESET,
     },
     # (ifmap reads also differ, by 1.9 % on CONV3/4 and 3.7 % on CONV5.)
     **{

@@ -95,41 +95,33 @@ def fills_per_instance(
     extents: list[int],
     outer: list[FlatLoop],
 ) -> int:
-    """Words one instance fetches as its tile walks the ``outer`` loops (consecutive deltas).
+    """Words one instance fetches as its tile walks the ``outer`` loops.
 
-    ``F = T + sum_L (f_L - 1) * prod(f outside L) * (T - overlap(L))``: when
-    loop L advances and the loops inside it wrap, each axis shifts by
-    ``sum_d c * delta_d`` and the old and new boxes overlap by the product of
-    the per-axis overlaps. A loop irrelevant to the tensor with no relevant loop
-    inside it shifts nothing (the tile stays: stationarity) and is skipped.
+    Loops outside the innermost relevant loop L* each refetch the whole tile (a
+    relevant loop inside them wraps, and Timeloop keeps no overlap when the tile
+    jumps back); loops inside L* are irrelevant and refetch nothing
+    (stationarity). Only L*'s own steps slide the tile one way and keep the
+    overlap (the sliding-window halo)::
+
+        F = T * prod(f, loops out to L*) - (f* - 1) * prod(f, loops outside L*) * overlap*
     """
     tile = math.prod(extents)
     relevant = {d for axis in terms for d, _ in axis}
-    # Index of the innermost relevant loop: loops inside it never refetch.
     last = -1
     for i, loop in enumerate(outer):
         if loop.dim in relevant:
             last = i
-    total = tile
+    if last < 0:
+        return tile
     trips = 1
-    for i in range(last + 1):
-        loop = outer[i]
-        count = (loop.factor - 1) * trips
+    for loop in outer[:last]:
         trips *= loop.factor
-        delta = {loop.dim: loop.step} if loop.dim in relevant else {}
-        for inner in outer[i + 1 : last + 1]:
-            if inner.dim in relevant:
-                delta[inner.dim] = delta.get(inner.dim, 0) - (inner.factor - 1) * inner.step
-        overlap = 1
-        for axis, extent in zip(terms, extents, strict=True):
-            shift = 0
-            for d, c in axis:
-                shift += c * delta.get(d, 0)
-            if shift:
-                overlap *= max(0, extent - abs(shift))
-                if overlap == 0:
-                    break
-            else:
-                overlap *= extent
-        total += count * (tile - overlap)
-    return total
+    star = outer[last]
+    overlap = 1
+    for axis, extent in zip(terms, extents, strict=True):
+        shift = 0
+        for d, c in axis:
+            if d == star.dim:
+                shift += c * star.step
+        overlap *= max(0, extent - abs(shift)) if shift else extent
+    return tile * trips * star.factor - (star.factor - 1) * trips * overlap
