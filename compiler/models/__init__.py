@@ -12,13 +12,21 @@ from collections.abc import Callable
 import onnx
 
 from compiler.errors import ModelError
+from compiler.models.alexnet import alexnet
+from compiler.models.bert import bert_layer
+from compiler.models.mobilenet import mobilenet_v2
 from compiler.models.resnet import resnet18, resnet50
 from compiler.models.transformer import transformer
+from compiler.models.vgg import vgg16
 
 _BUILDERS: dict[str, Callable[..., onnx.ModelProto]] = {
     "resnet18": resnet18,
     "resnet50": resnet50,
     "transformer": transformer,
+    "alexnet": alexnet,
+    "vgg16": vgg16,
+    "mobilenet_v2": mobilenet_v2,
+    "bert_layer": bert_layer,
 }
 BUNDLED_MODELS: tuple[str, ...] = tuple(_BUILDERS)
 
@@ -35,4 +43,14 @@ def bundled_model(name: str, *, random_weights: bool = False, seed: int = 0) -> 
     return builder(random_weights=random_weights, seed=seed)
 
 
-__all__ = ["BUNDLED_MODELS", "bundled_model", "resnet18", "resnet50", "transformer"]
+__all__ = [
+    "BUNDLED_MODELS",
+    "alexnet",
+    "bert_layer",
+    "bundled_model",
+    "mobilenet_v2",
+    "resnet18",
+    "resnet50",
+    "transformer",
+    "vgg16",
+]
