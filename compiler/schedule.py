@@ -69,6 +69,7 @@ class Schedule:
     pass_times_s: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     complete: bool = True
+    verification: dict[str, Any] = field(default_factory=dict)  # {"tvm": {...}} after --emit tvm
 
     @property
     def energy_pj(self) -> float:
@@ -98,6 +99,7 @@ class Schedule:
             "totals": self.totals(),
             "pass_times_s": self.pass_times_s,
             "warnings": self.warnings,
+            **({"verification": self.verification} if self.verification else {}),
         }
 
     def to_json(self) -> str:

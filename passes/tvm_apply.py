@@ -40,7 +40,9 @@ def apply_mapping(func: tirx.PrimFunc, nest: LoopNest, mapping: Mapping) -> tirx
         loop = base.get(dim)
         if loop is None or not factors:
             continue
-        parts[dim] = [loop] if len(factors) == 1 else list(sch.split(loop, [int(f) for f in factors]))
+        parts[dim] = (
+            [loop] if len(factors) == 1 else list(sch.split(loop, [int(f) for f in factors]))
+        )
     order: list[object] = [base[d] for d, e in nest.dims if d in base and d not in parts]
     used = {d: 0 for d in parts}
     for lvl in mapping.levels:

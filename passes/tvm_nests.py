@@ -27,9 +27,7 @@ def primfunc_loopnests(name: str, func: tirx.PrimFunc) -> list[LoopNest]:
     info = describe_primfunc(name, func)
     if not info.macs or info.dynamic:
         return []
-    values = {
-        i: Value(i, p.name, p.name, p.shape, p.dtype) for i, p in enumerate(info.params)
-    }
+    values = {i: Value(i, p.name, p.name, p.shape, p.dtype) for i, p in enumerate(info.params)}
     args = tuple(range(len(info.params)))
     site = Binding(len(args) - 1, None, "call_tir", name, args, "")
     desc = ModuleDescription(name, [], values, [site], {name: info})

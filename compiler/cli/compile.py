@@ -44,6 +44,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bind a symbolic dim (repeatable)",
     )
     parser.add_argument(
+        "--emit",
+        action="append",
+        default=[],
+        choices=["tvm", "timeloop"],
+        help="also write DIR/tvm/module.py (scheduled TVM module, verified) or "
+        "DIR/timeloop/<layer>/*.yaml (repeatable)",
+    )
+    parser.add_argument(
         "--print-after",
         action="append",
         default=[],
@@ -73,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         dims=parse_dims(args.dim),
         print_after=frozenset(args.print_after),
     )
+    failed = _emit(schedule, args)
     out = write_outputs(schedule, args.out)
     for warning in schedule.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -83,4 +92,35 @@ def run(args: argparse.Namespace) -> int:
         f"bound {t['lower_bound_pj'] / 1e6:.3f} µJ), {t['cycles']:,} cycles, "
         f"{t['time_s']:.1f} s -> {out}/schedule.json, report.md, report.html"
     )
-    return 0
+    return 1 if failed else 0
+
+
+def _emit(schedule: object, args: argparse.Namespace) -> bool:
+    """Write what ``--emit`` asks for; True when the TVM verification failed."""
+    from targets import load_target
+
+    failed = False
+    if "timeloop" in args.emit:
+        from compiler.emit import emit_timeloop
+
+        emit_timeloop(schedule, args.out, load_target(args.target))  # type: ignore[arg-type]
+    if "tvm" in args.emit:
+        from compiler.emit import emit_tvm
+
+        record = emit_tvm(
+            schedule,  # type: ignore[arg-type]
+            args.model,
+            args.out,
+            target=args.target,
+            batch=args.batch,
+            dims=parse_dims(args.dim),
+        )
+        schedule.verification["tvm"] = record  # type: ignore[attr-defined]
+        failed = not record["passed"]
+        status = "passed" if record["passed"] else "FAILED"
+        print(
+            f"tvm: scheduled module {record['module']}; verification {status} "
+            f"(max abs err {record['max_abs_err']}, max rel err {record['max_rel_err']})",
+            file=sys.stderr if failed else sys.stdout,
+        )
+    return failed

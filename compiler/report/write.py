@@ -81,6 +81,24 @@ def _breakdown_rows(schedule: Schedule) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _verification_lines(schedule: Schedule) -> list[str]:
+    """One line per verified emission (``--emit tvm``): passed or not, and the worst errors."""
+    lines = []
+    for tool, rec in schedule.verification.items():
+        status = "passed" if rec.get("passed") else "FAILED"
+        lines.append(
+            f"{tool}: {status} against the unscheduled model and onnxruntime "
+            f"(rtol {rec.get('rtol', 1e-4):g}): max abs err {rec.get('max_abs_err')}, "
+            f"max rel err {rec.get('max_rel_err')}"
+        )
+    return lines
+
+
+def _verification_md(schedule: Schedule) -> list[str]:
+    lines = _verification_lines(schedule)
+    return ["## Verification", "", *[f"- {line}" for line in lines], ""] if lines else []
+
+
 def markdown(schedule: Schedule) -> str:
     t = schedule.totals()
     parts = [
@@ -97,6 +115,7 @@ def markdown(schedule: Schedule) -> str:
     ]
     if schedule.warnings:
         parts += ["## Warnings", "", *[f"- {w}" for w in schedule.warnings], ""]
+    parts += _verification_md(schedule)
     parts += ["## Layers", "", _md_table(HEADER, _layer_rows(schedule)), ""]
     parts += [
         "![energy per layer by level](energy_by_level.png)",
@@ -145,6 +164,7 @@ def to_html(schedule: Schedule) -> str:
         [[u.name, u.op, f"{u.elements:,}"] for u in schedule.unmapped_ops],
     )
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in schedule.warnings)
+    verification = "".join(f"<li>{html.escape(v)}</li>" for v in _verification_lines(schedule))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Joule: {html.escape(schedule.model)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse;font-size:12px}}
@@ -156,6 +176,7 @@ pre{{background:#f6f6f6;padding:8px}}</style></head><body>
 {t["macs"]:,} MACs; compulsory bound {t["lower_bound_pj"] / 1e6:.3f} µJ;
 {t["cycles"]:,} cycles.</p>
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
+{f"<h2>Verification</h2><ul>{verification}</ul>" if verification else ""}
 <h2>Layers</h2>{_html_table(HEADER, _layer_rows(schedule))}
 <h2>Plots</h2><img src="energy_by_level.png" alt="energy per layer by level">
 <img src="energy_by_tensor.png" alt="energy by tensor"><img src="utilization.png" alt="utilisation">

@@ -81,6 +81,8 @@ def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
             where=source,
             hint="give timeloop-mapper.map.yaml, a parsed-processed-input.yaml or a .map.txt",
         )
+    names = data.get("joule_dims")  # Timeloop dim -> Joule dim, as Joule writes mappings
+    names = {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else None
     order: list[str] = []
     levels: dict[str, _Level] = {}
     for i, entry in enumerate(entries):
@@ -105,7 +107,9 @@ def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
             factors = _factors(entry.get("factors"), where)
             perm = _permutation(entry.get("permutation"), factors, where)
             lvl.temporal = [
-                (joule_dim(d), factors.get(d, 1)) for d in reversed(perm) if factors.get(d, 1) > 1
+                (joule_dim(d, names), factors.get(d, 1))
+                for d in reversed(perm)
+                if factors.get(d, 1) > 1
             ]
         elif kind == "spatial":
             factors = _factors(entry.get("factors"), where)
@@ -115,7 +119,9 @@ def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
                 None if split is None else "X" if k < int(split) else "Y" for k in range(len(perm))
             ]
             # Innermost first within each axis as for temporal loops: X loops sit outside Y.
-            xs = [(joule_dim(d), factors.get(d, 1), a) for d, a in zip(perm, axes, strict=True)]
+            xs = [
+                (joule_dim(d, names), factors.get(d, 1), a) for d, a in zip(perm, axes, strict=True)
+            ]
             lvl.spatial = [s for s in reversed(xs) if s[1] > 1]
             lvl.spatial.sort(key=lambda s: s[2] or "")
         else:

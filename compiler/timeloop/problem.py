@@ -51,8 +51,10 @@ CNN_SHAPE: dict[str, Any] = {
 }
 
 
-def joule_dim(name: str) -> str:
-    """Timeloop's dim name in Joule's vocabulary (M -> K)."""
+def joule_dim(name: str, names: dict[str, str] | None = None) -> str:
+    """Timeloop's dim name in Joule's vocabulary (M -> K, or the file's ``joule_dims`` table)."""
+    if names:
+        return names.get(name, name)
     return DIM_NAMES.get(name, name)
 
 
@@ -80,7 +82,7 @@ def problem_from_dict(data: Any, *, source: str = "problem", name: str = "layer"
         )
     problem = data["problem"]
     try:
-        return _build(problem, source, name)
+        return _build(problem, source, name, data.get("joule_dims"))
     except JouleError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -92,7 +94,9 @@ def problem_from_dict(data: Any, *, source: str = "problem", name: str = "layer"
         ) from None
 
 
-def _build(problem: dict[str, Any], source: str, name: str) -> LoopNest:
+def _build(
+    problem: dict[str, Any], source: str, name: str, names: dict[str, str] | None = None
+) -> LoopNest:
     instance = problem.get("instance")
     if not isinstance(instance, dict):
         raise IRParseError("problem has no 'instance:' mapping", where=source)
@@ -110,11 +114,11 @@ def _build(problem: dict[str, Any], source: str, name: str) -> LoopNest:
                 where=source,
                 hint=f"give every dim of the shape: {tl_dims}",
             )
-        extents[joule_dim(d)] = int(instance[d])
+        extents[joule_dim(d, names)] = int(instance[d])
 
     tensors = []
     for space in shape["data_spaces"]:
-        tensors.append(_tensor(space, coeffs, tl_dims, extents, source))
+        tensors.append(_tensor(space, coeffs, tl_dims, extents, source, names))
     if [t.role for t in tensors].count("output") != 1:
         raise IRParseError("problem needs exactly one read_write (output) data space", where=source)
 
@@ -141,6 +145,7 @@ def _tensor(
     tl_dims: list[str],
     extents: dict[str, int],
     source: str,
+    names: dict[str, str] | None = None,
 ) -> Tensor:
     tname = str(space["name"])
     axes = []
@@ -172,7 +177,7 @@ def _tensor(
                             hint=f"declare it under shape.coefficients (known: {sorted(coeffs)})",
                         )
                     factor *= coeffs[t]
-            d = joule_dim(dims[0])
+            d = joule_dim(dims[0], names)
             terms[d] = terms.get(d, 0) + factor
         axes.append(AffineExpr.of(terms))
     if space.get("read_write"):

@@ -1,0 +1,34 @@
+"""The ``joule`` Relax pipeline: LegalizeOps, Joule's schedule, then TVM's default build.
+
+``tvm.compile(mod, target="llvm", relax_pipeline="joule")`` maps for
+``eyeriss``; ``joule_pipeline("tpu-ws", mapper="random")`` (or
+``relax.get_pipeline("joule", target="tpu-ws", ...)``) builds the same pipeline
+for any target with any :class:`~passes.tvm_schedule.JouleSchedule` option.
+LegalizeOps is idempotent, so a module that is already legalized is fine too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tvm
+from tvm import relax
+
+from passes.tvm_schedule import JouleSchedule
+from targets.spec import Target
+
+DEFAULT_TARGET = "eyeriss"
+
+
+def joule_pipeline(
+    target: str | Path | Target = DEFAULT_TARGET, **options: object
+) -> tvm.transform.Pass:
+    """A Relax pipeline (a Pass) that schedules every MAC PrimFunc for ``target`` and builds."""
+    schedule = JouleSchedule(target, **options)
+
+    @tvm.transform.module_pass(opt_level=0, name="joule_pipeline")
+    def _pipeline(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        passes = [relax.transform.LegalizeOps(), schedule, relax.get_pipeline("default")]
+        return tvm.transform.Sequential(passes)(mod)
+
+    return _pipeline
