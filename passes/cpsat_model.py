@@ -231,8 +231,10 @@ class Formulation:
                 if coeff == 0:
                     ov.append(extent)
                     continue
-                shift = self.mul([self.step(loop)]) if abs(coeff) == 1 else self.mul(
-                    [const(abs(coeff)), self.step(loop)]
+                shift = (
+                    self.mul([self.step(loop)])
+                    if abs(coeff) == 1
+                    else self.mul([const(abs(coeff)), self.step(loop)])
                 )
                 ov.append(self._max0(self.linear([(1, extent), (-1, shift)])))
             shared = self.mul(ov)

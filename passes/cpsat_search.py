@@ -14,18 +14,18 @@ from ortools.sat.python import cp_model
 
 from compiler.cost.nest import axis_terms
 from passes.cpsat_model import Formulation, Val, const, energy_scale
+from passes.local_search import decode, warm_start
 from passes.mapspace import MapSpace, Slot
-from passes.random_search import solve_random
 from passes.search import (
     SearchOptions,
     SearchResult,
     SolverReport,
     objective_value,
+    rank_key,
     score_point,
 )
 
 SEARCH_WORKERS = 1  # layers run in parallel processes; one worker keeps CP-SAT deterministic
-HINT_SAMPLES = 300
 
 
 def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
@@ -70,57 +70,57 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
         model.AddMultiplicationEquality(edp, [e_coarse, cycles.expr])
         model.Minimize(edp)
 
-    hint = solve_random(
-        space,
-        SearchOptions(
-            options.objective,
-            options.max_cycles,
-            options.min_utilization,
-            samples=HINT_SAMPLES,
-            seed=options.seed,
-        ),
-    )
+    hint = warm_start(space, options)
     if hint is not None:
-        _add_hint(form, space, hint.mapping)
+        factors, orders = decode(space, hint.mapping)
+        for d in space.dims:
+            model.AddHint(form.choice[d], space.factor_tuples[d].index(factors[d]))
+        for b, combo in zip(choose, combos, strict=True):
+            model.AddHint(b, combo == orders)
 
     solver = cp_model.CpSolver()
     params = solver.parameters
     params.random_seed = options.seed
     params.num_workers = SEARCH_WORKERS
+    params.repair_hint = True
     params.max_deterministic_time = options.time_limit_s
     params.max_time_in_seconds = 4 * options.time_limit_s
     status = solver.Solve(model)
     elapsed = time.perf_counter() - start
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        if status == cp_model.INFEASIBLE or hint is None:
-            return None
-        return _from_hint(hint, elapsed, "UNKNOWN")
-
-    factors = {d: space.factor_tuples[d][solver.Value(form.choice[d])] for d in space.dims}
-    orders = combos[next(k for k, b in enumerate(choose) if solver.Value(b))]
-    mapping = space.mapping(factors, orders)
-    cost = score_point(space, mapping)
-    assert cost is not None, "CP-SAT returned a mapping the cost model rejects"
-    value = objective_value(cost, options.objective)
-    unit = scale if options.objective == "energy" else 1.0
-    if options.objective == "energy":
-        bound = solver.BestObjectiveBound() / unit + nest.macs * target.mac_energy_pj
-    elif options.objective == "latency":
+    if status == cp_model.INFEASIBLE or (status == cp_model.MODEL_INVALID):
+        assert status != cp_model.MODEL_INVALID, model.Validate()
+        return None
+    best = hint
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        factors = {d: space.factor_tuples[d][solver.Value(form.choice[d])] for d in space.dims}
+        orders = combos[next(k for k, b in enumerate(choose) if solver.Value(b))]
+        mapping = space.mapping(factors, orders)
+        cost = score_point(space, mapping)
+        assert cost is not None, "CP-SAT returned a mapping the cost model rejects"
+        found = SearchResult(mapping, cost, hint.report if hint else None)  # type: ignore[arg-type]
+        # The warm start can beat a time-limited search; keep whichever is better.
+        if best is None or status == cp_model.OPTIMAL or rank_key(
+            cost, options.objective
+        ) <= rank_key(best.cost, options.objective):
+            best = found
+    if best is None:
+        return None
+    value = objective_value(best.cost, options.objective)
+    bound = 0.0
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         bound = solver.BestObjectiveBound()
-    else:
-        bound = 0.0 if status != cp_model.OPTIMAL else value
+        if options.objective == "energy":
+            bound = bound / scale + nest.macs * target.mac_energy_pj
+        elif options.objective == "edp":
+            bound = value if status == cp_model.OPTIMAL else 0.0
+    if options.objective == "energy":
+        # The compulsory bound is a valid bound too (often the tighter one).
+        bound = max(bound, best.cost.lower_bound_pj)
     bound = min(bound, value)
     gap = 0.0 if status == cp_model.OPTIMAL else max(0.0, (value - bound) / value)
-    report = SolverReport(
-        "cpsat", solver.StatusName(status), value, bound, gap, elapsed, solver.NumBranches()
-    )
-    return SearchResult(mapping, cost, report)
-
-
-def _from_hint(hint: SearchResult, elapsed: float, status: str) -> SearchResult:
-    r = hint.report
-    report = SolverReport("cpsat", status, r.objective, r.bound, r.gap, elapsed, r.evaluated)
-    return SearchResult(hint.mapping, hint.cost, report)
+    name = "FEASIBLE" if status == cp_model.UNKNOWN else solver.StatusName(status)
+    report = SolverReport("cpsat", name, value, bound, gap, elapsed, solver.NumBranches())
+    return SearchResult(best.mapping, best.cost, report)
 
 
 def _skeleton_outer(space: MapSpace, combo: tuple[tuple[str, ...], ...], level: int) -> list[Slot]:
@@ -307,15 +307,3 @@ def _fraction(x: float) -> tuple[int, int]:
 
     f = Fraction(x).limit_denominator(1000)
     return f.numerator, f.denominator
-
-
-def _add_hint(form: Formulation, space: MapSpace, mapping) -> None:  # noqa: ANN001
-    at: dict[Slot, int] = {}
-    for i, lvl in enumerate(mapping.levels):
-        for lp in lvl.temporal:
-            at[Slot(lp.dim, i, None)] = lp.factor
-        for lp in lvl.spatial:
-            at[Slot(lp.dim, i, lp.axis)] = lp.factor
-    for d in space.dims:
-        wanted = tuple(at.get(s, 1) for s in space.slots[d])
-        form.model.AddHint(form.choice[d], space.factor_tuples[d].index(wanted))

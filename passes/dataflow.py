@@ -6,6 +6,11 @@ at a PE level runs over dims irrelevant to X, so each PE holds one word of X
 while the rest streams past.
 
 * ``ws`` / ``os`` / ``is``: weight / output / input stationary, as above.
+* ``os_a`` / ``os_b`` / ``os_c``: the paper's three output-stationary variants,
+  ``os`` plus a limit on what the array parallelises (ISCA'16 Fig. 6):
+  OS_A = SOC-MOP, one output channel and many output pixels (ShiDianNao):
+  only P, Q and N across PEs; OS_B = MOC-MOP, many channels and many pixels:
+  K, G, P, Q, N; OS_C = MOC-SOP, many channels of one pixel: K and G only.
 * ``nlr``: no local reuse — PE levels run no temporal loops at all.
 * ``rs``: row stationary — a PE runs 1-D row primitives: every factor of the
   filter row R is a temporal loop inside the PE (with the output row P, and
@@ -26,8 +31,21 @@ from passes.dim_classes import conv_classes
 from passes.mapspace import SpaceConstraints
 from targets.spec import Target
 
-DATAFLOWS = ("free", "ws", "os", "is", "rs", "nlr")
-_STATIONARY = {"ws": "weight", "os": "output", "is": "input"}
+DATAFLOWS = ("free", "ws", "os", "is", "rs", "nlr", "os_a", "os_b", "os_c")
+_STATIONARY = {
+    "ws": "weight",
+    "os": "output",
+    "is": "input",
+    "os_a": "output",
+    "os_b": "output",
+    "os_c": "output",
+}
+# Convolution dims each output-stationary variant may unroll across the array.
+_OS_SPATIAL = {
+    "os_a": frozenset("PQN"),
+    "os_b": frozenset("KGPQN"),
+    "os_c": frozenset("KG"),
+}
 
 
 def space_constraints(nest: LoopNest, target: Target, dataflow: str = "free") -> SpaceConstraints:
@@ -57,6 +75,10 @@ def space_constraints(nest: LoopNest, target: Target, dataflow: str = "free") ->
         relevant = nest.tensor(_STATIONARY[applied]).relevant_dims  # type: ignore[arg-type]
         for i in pe_levels:
             temporal[i] = temporal[i] - relevant
+        if applied in _OS_SPATIAL:
+            parallel = {d for d in dims if cls[d] in _OS_SPATIAL[applied]}
+            xs = [x & parallel for x in xs]
+            ys = [y & parallel for y in ys]
     elif applied == "nlr":
         for i in pe_levels:
             temporal[i] = frozenset()
