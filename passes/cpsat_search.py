@@ -15,6 +15,7 @@ from ortools.sat.python import cp_model
 from compiler.cost.nest import axis_terms
 from passes.cpsat_model import Formulation, Val, const, energy_scale
 from passes.local_search import decode, warm_start
+from passes.random_search import solve_random
 from passes.mapspace import MapSpace, Slot
 from passes.search import (
     SearchOptions,
@@ -104,7 +105,10 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
         ) <= rank_key(best.cost, options.objective):
             best = found
     if best is None:
-        return None
+        # Out of time before any solution: sample instead (None only if nothing fits).
+        return solve_random(space, SearchOptions(
+            options.objective, options.max_cycles, options.min_utilization,
+            samples=2000, seed=options.seed))
     value = objective_value(best.cost, options.objective)
     bound = 0.0
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):

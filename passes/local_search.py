@@ -15,9 +15,14 @@ from passes.search import SearchOptions, SearchResult, rank_key, score_point, wi
 
 START_SAMPLES = 200
 MAX_EVALUATIONS = 4000
+SMALL_SPACE = 20_000
 
 
 def warm_start(space: MapSpace, options: SearchOptions) -> SearchResult | None:
+    """A good point to hint CP-SAT with, or None (none found, or the space is so small
+    that CP-SAT does better alone)."""
+    if space.size <= SMALL_SPACE:
+        return None
     start = solve_random(space, SearchOptions(
         options.objective, options.max_cycles, options.min_utilization,
         samples=START_SAMPLES, seed=options.seed))
