@@ -15,8 +15,8 @@ from ortools.sat.python import cp_model
 from compiler.cost.nest import axis_terms
 from passes.cpsat_model import Formulation, Val, const, energy_scale
 from passes.local_search import decode, warm_start
-from passes.random_search import solve_random
 from passes.mapspace import MapSpace, Slot
+from passes.random_search import solve_random
 from passes.search import (
     SearchOptions,
     SearchResult,
