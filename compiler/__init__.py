@@ -3,6 +3,8 @@
 The public API. Heavy parts (TVM, OR-Tools) are imported on first use.
 """
 
+from typing import Any
+
 from compiler.errors import JouleError, MappingError, ModelError, TargetError
 from compiler.mapping import LevelLoops, Loop, Mapping
 
@@ -14,4 +16,14 @@ __all__ = [
     "MappingError",
     "ModelError",
     "TargetError",
+    "compile_model",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``compile_model`` on first use, so ``import compiler`` stays light."""
+    if name == "compile_model":
+        from compiler.driver import compile_model
+
+        return compile_model
+    raise AttributeError(name)
