@@ -63,7 +63,8 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     elif options.objective == "latency":
         model.Minimize(cycles.expr)
     else:
-        coarse = max(1, energy_ub // (2**62 // max(cycles.ub, 1)))
+        # Energy in coarser units so energy x cycles stays within 62 bits.
+        coarse = max(1, -(-energy_ub * cycles.ub // 2**60))
         e_coarse = model.NewIntVar(0, energy_ub // coarse + 1, "energy_coarse")
         model.Add(e_coarse * coarse <= objective_energy)
         model.Add(objective_energy < (e_coarse + 1) * coarse)
@@ -100,15 +101,24 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
         assert cost is not None, "CP-SAT returned a mapping the cost model rejects"
         found = SearchResult(mapping, cost, hint.report if hint else None)  # type: ignore[arg-type]
         # The warm start can beat a time-limited search; keep whichever is better.
-        if best is None or status == cp_model.OPTIMAL or rank_key(
-            cost, options.objective
-        ) <= rank_key(best.cost, options.objective):
+        if (
+            best is None
+            or status == cp_model.OPTIMAL
+            or rank_key(cost, options.objective) <= rank_key(best.cost, options.objective)
+        ):
             best = found
     if best is None:
         # Out of time before any solution: sample instead (None only if nothing fits).
-        return solve_random(space, SearchOptions(
-            options.objective, options.max_cycles, options.min_utilization,
-            samples=2000, seed=options.seed))
+        return solve_random(
+            space,
+            SearchOptions(
+                options.objective,
+                options.max_cycles,
+                options.min_utilization,
+                samples=2000,
+                seed=options.seed,
+            ),
+        )
     value = objective_value(best.cost, options.objective)
     bound = 0.0
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -50,6 +50,7 @@ class MapSpace:
         self.dims = tuple(d for d in nest.dim_names if self.extents[d] > 1)
         self.levels = len(target.levels)
         self.fanout = tuple(target.fanout(i) for i in range(self.levels))
+        self.level_names = tuple(lvl.name for lvl in target.levels)
 
     @cached_property
     def slots(self) -> dict[str, tuple[Slot, ...]]:

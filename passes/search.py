@@ -8,7 +8,6 @@ from typing import Any
 from compiler.cost import CostResult
 from compiler.cost.model import score
 from compiler.cost.nest import flatten
-from compiler.cost.validate import check_capacity
 from compiler.errors import MappingError
 from compiler.mapping import Mapping
 from passes.mapspace import MapSpace
@@ -81,12 +80,11 @@ def rank_key(cost: CostResult, objective: str) -> tuple[float, float]:
 
 def score_point(space: MapSpace, mapping: Mapping) -> CostResult | None:
     """Cost of a point of the space, or None when its tiles do not fit."""
-    flat = flatten(mapping, tuple(lvl.name for lvl in space.target.levels))
+    flat = flatten(mapping, space.level_names)
     try:
-        tiles = check_capacity(space.nest, space.target, flat)
+        return score(space.nest, space.target, flat)
     except MappingError:
         return None
-    return score(space.nest, space.target, flat, tiles)
 
 
 def within_cap(cost: CostResult, cap: int | None) -> bool:

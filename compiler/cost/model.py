@@ -2,7 +2,7 @@
 
 Semantics (Timeloop v0.4's, written down in docs/cost-model.md): tiles are
 boxes, fills are consecutive-tile deltas per instance (stationarity and halo
-reuse both fall out), multicast reads serve the union of the children's tiles,
+reuse both fall out), multicast reads serve children that need identical data once,
 outputs are read-modify-written with the first write of each word free, and
 spatial reduction merges partial sums in the network. The reference simulator
 in the tests walks the loops and must agree exactly.
@@ -10,12 +10,12 @@ in the tests walks the loops and must agree exactly.
 
 from __future__ import annotations
 
-import functools
 import math
+from dataclasses import dataclass
 
 from compiler.cost.nest import FlatNest, axis_terms, box_extents, fills_per_instance, flatten
 from compiler.cost.result import AccessCounts, CostResult
-from compiler.cost.validate import check_capacity, check_structure
+from compiler.cost.validate import check_structure, check_tiles
 from compiler.errors import TargetError
 from compiler.ir.loopnest import LoopNest, Tensor
 from compiler.mapping import Mapping
@@ -25,20 +25,30 @@ from targets.spec import Target
 def evaluate(nest: LoopNest, target: Target, mapping: Mapping) -> CostResult:
     """Score ``mapping`` of ``nest`` on ``target``; raises MappingError if it is invalid."""
     check_structure(nest, target, mapping)
-    flat = flatten(mapping, tuple(lvl.name for lvl in target.levels))
-    tiles = check_capacity(nest, target, flat)
-    return score(nest, target, flat, tiles)
+    return score(nest, target, flatten(mapping, tuple(lvl.name for lvl in target.levels)))
 
 
-def score(
-    nest: LoopNest, target: Target, flat: FlatNest, tiles: dict[str, dict[str, int]]
-) -> CostResult:
-    """Counts, energy and cycles of an already validated, flattened mapping."""
+def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) -> CostResult:
+    """Counts, energy and cycles of a flattened mapping (whose structure is valid).
+
+    With ``check``, tiles that overflow a buffer raise MappingError first.
+    """
     macs = nest.macs
+    plan = _plan(target)
+    extents: dict[tuple[int, str], list[int]] = {}
+    tiles: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
+    for tensor in nest.tensors:
+        terms = axis_terms(tensor)
+        for i in plan.keepers.get(tensor.role, ()):
+            box = box_extents(terms, flat.inside_reach[i])
+            extents[(i, tensor.role)] = box
+            tiles[target.levels[i].name][tensor.role] = math.prod(box)
+    if check:
+        check_tiles(nest, target, tiles)
     accesses: dict[str, dict[str, AccessCounts]] = {lvl.name: {} for lvl in target.levels}
     network: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
     for tensor in nest.tensors:
-        _count_tensor(nest, target, flat, tensor, accesses, network)
+        _count_tensor(nest, target, plan, flat, tensor, extents, accesses, network)
 
     breakdown: dict[str, dict[str, float]] = {}
     energy = 0.0
@@ -84,27 +94,62 @@ def score(
     )
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the model needs of a target, derived once per target object."""
+
+    keepers: dict[str, tuple[int, ...]]  # role -> levels keeping it, outermost first
+    multicast: dict[tuple[int, int], bool]  # (parent, child) -> every fan-out between can
+    reduction: dict[tuple[int, int], bool]
+
+
+_PLANS: dict[int, tuple[Target, _Plan]] = {}
+
+
+def _plan(target: Target) -> _Plan:
+    hit = _PLANS.get(id(target))
+    if hit is not None and hit[0] is target:
+        return hit[1]
+    keepers = {
+        role: tuple(i for i, lvl in enumerate(target.levels) if role in lvl.keeps)
+        for role in ("input", "weight", "output")
+    }
+    for role, levels in keepers.items():
+        if not levels or levels[0] != 0:
+            raise TargetError(
+                f"the outermost level of target {target.name!r} does not keep the {role}",
+                where=target.source_file or target.name,
+                hint="the outermost level (DRAM) must keep every tensor",
+            )
+    n = len(target.levels)
+    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+    plan = _Plan(
+        keepers,
+        {p: _networks(target, *p, "multicast") for p in pairs},
+        {p: _networks(target, *p, "spatial_reduction") for p in pairs},
+    )
+    if len(_PLANS) > 256:
+        _PLANS.clear()
+    _PLANS[id(target)] = (target, plan)
+    return plan
+
+
 def _count_tensor(
     nest: LoopNest,
     target: Target,
+    plan: _Plan,
     flat: FlatNest,
     tensor: Tensor,
+    extents: dict[tuple[int, str], list[int]],
     accesses: dict[str, dict[str, AccessCounts]],
     network: dict[str, dict[str, int]],
 ) -> None:
     terms = axis_terms(tensor)
-    keepers = [i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps]
-    if not keepers or keepers[0] != 0:
-        raise TargetError(
-            f"the outermost level of target {target.name!r} does not keep the {tensor.role}",
-            where=target.source_file or target.name,
-            hint="the outermost level (DRAM) must keep every tensor",
-        )
-    fills_inst = {}
-    for i in keepers:
-        extents = box_extents(terms, flat.reach(flat.inside(i)))
-        fills_inst[i] = fills_per_instance(terms, extents, flat.outer_temporal(i))
-    relevant = tensor.relevant_dims
+    keepers = plan.keepers[tensor.role]
+    fills_inst = {
+        i: fills_per_instance(terms, extents[(i, tensor.role)], flat.outer[i]) for i in keepers
+    }
+    relevant = {d for axis in terms for d, _ in axis}
     for k, i in enumerate(keepers):
         child = keepers[k + 1] if k + 1 < len(keepers) else None
         inst = flat.instances_above(i)
@@ -116,7 +161,7 @@ def _count_tensor(
                 updates = nest.macs
             else:
                 drained = fills_inst[child] * flat.instances_above(child)
-                reduce = _networks(target, i, child, "spatial_reduction")
+                reduce = plan.reduction[(i, child)]
                 merged = math.prod(
                     lp.factor for lp in flat.spatial_between(i, child) if lp.dim not in relevant
                 )
@@ -132,7 +177,7 @@ def _count_tensor(
                 reads = nest.macs
             else:
                 child_fills = fills_inst[child] * flat.instances_above(child)
-                if _networks(target, i, child, "multicast"):
+                if plan.multicast[(i, child)]:
                     # Timeloop multicasts identical data only: children that differ
                     # in dims irrelevant to the tensor; overlapping windows are not merged.
                     shared = math.prod(
@@ -154,26 +199,42 @@ def _networks(target: Target, outer: int, inner: int, feature: str) -> bool:
     )
 
 
-def _distinct_per_instance(flat: FlatNest, level: int, relevant: frozenset[str]) -> int:
+def _distinct_per_instance(flat: FlatNest, level: int, relevant: set[str]) -> int:
     """Distinct words of a tensor one instance of ``level`` ever touches.
 
     Every loop counts except the spatial ones above the level (they pick the
     instance); output projections are injective, so this is a product of counts.
     """
     above = flat.boundary[level]
-    return math.prod(
-        lp.factor
-        for pos, lp in enumerate(flat.loops)
-        if lp.dim in relevant and not (lp.spatial and pos < above)
-    )
+    count = 1
+    for pos, lp in enumerate(flat.loops):
+        if lp.dim in relevant and not (lp.spatial and pos < above):
+            count *= lp.factor
+    return count
 
 
-def _first_child(flat: FlatNest, child: int, relevant: frozenset[str]) -> int:
+def _first_child(flat: FlatNest, child: int, relevant: set[str]) -> int:
     return _distinct_per_instance(flat, child, relevant) * flat.instances_above(child)
 
 
-@functools.lru_cache(maxsize=1024)
+_BOUNDS: dict[tuple[int, int], tuple[LoopNest, Target, float]] = {}
+
+
 def lower_bound_pj(nest: LoopNest, target: Target) -> float:
+    """The compulsory bound, memoised by object identity (hashing a nest costs more than
+    scoring a mapping; searches score thousands of mappings of one nest)."""
+    key = (id(nest), id(target))
+    hit = _BOUNDS.get(key)
+    if hit is not None and hit[0] is nest and hit[1] is target:
+        return hit[2]
+    if len(_BOUNDS) > 4096:
+        _BOUNDS.clear()
+    value = _lower_bound_pj(nest, target)
+    _BOUNDS[key] = (nest, target, value)
+    return value
+
+
+def _lower_bound_pj(nest: LoopNest, target: Target) -> float:
     """Compulsory energy: each tensor word crosses DRAM once, each MAC touches the innermost level.
 
     Inputs and weights are read from DRAM once per distinct word touched and

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from compiler.ir.loopnest import Tensor
 from compiler.mapping import Mapping
 
 
-@dataclass(frozen=True)
-class FlatLoop:
+class FlatLoop(NamedTuple):
+    """One loop of the flattened nest (a NamedTuple: built thousands of times per search)."""
+
     dim: str
     factor: int
     level: int
@@ -25,30 +27,23 @@ class FlatLoop:
 
 @dataclass(frozen=True)
 class FlatNest:
+    """The loops in nest order plus what every level needs of them, computed once."""
+
     loops: tuple[FlatLoop, ...]
     boundary: tuple[int, ...]  # per level, index of its first temporal loop in ``loops``
     levels: int
-
-    def reach(self, loops: list[FlatLoop] | tuple[FlatLoop, ...]) -> dict[str, int]:
-        """Per dim, how far its index moves over ``loops``: sum of (f - 1) * step.
-
-        The loops inside a boundary cover a contiguous range (reach = extent - 1);
-        other subsets may leave gaps, and the box spans them (Timeloop's AAHR).
-        """
-        out: dict[str, int] = {}
-        for lp in loops:
-            out[lp.dim] = out.get(lp.dim, 0) + (lp.factor - 1) * lp.step
-        return out
+    inside_reach: tuple[dict[str, int], ...]  # per level: reach of each dim inside its tile
+    outer: tuple[list[FlatLoop], ...]  # per level: the temporal loops above its boundary
+    instances: tuple[int, ...]  # per level: utilized instances (spatial factors above it)
 
     def inside(self, level: int) -> tuple[FlatLoop, ...]:
         return self.loops[self.boundary[level] :]
 
     def outer_temporal(self, level: int) -> list[FlatLoop]:
-        return [lp for lp in self.loops[: self.boundary[level]] if not lp.spatial]
+        return self.outer[level]
 
     def instances_above(self, level: int) -> int:
-        """Utilized instances of ``level``: the spatial factors above its boundary."""
-        return math.prod(lp.factor for lp in self.loops[: self.boundary[level]] if lp.spatial)
+        return self.instances[level]
 
     def spatial_between(self, outer: int, inner: int) -> list[FlatLoop]:
         """Spatial loops of the fan-outs from level ``outer`` down to level ``inner``."""
@@ -56,7 +51,11 @@ class FlatNest:
 
 
 def flatten(mapping: Mapping, level_names: tuple[str, ...]) -> FlatNest:
-    """Order the mapping's loops as the nest runs them; factor-1 loops are dropped."""
+    """Order the mapping's loops as the nest runs them; factor-1 loops are dropped.
+
+    A dim's *reach* over the loops inside a boundary is ``sum (f - 1) * step``:
+    those loops cover a contiguous range, so the reach is its extent minus one.
+    """
     by_name = {lvl.level: lvl for lvl in mapping.levels}
     raw: list[tuple[str, int, int, bool]] = []
     boundary: list[int] = []
@@ -77,17 +76,65 @@ def flatten(mapping: Mapping, level_names: tuple[str, ...]) -> FlatNest:
         FlatLoop(dim, factor, level, spatial, steps[i])
         for i, (dim, factor, level, spatial) in enumerate(raw)
     )
-    return FlatNest(loops, tuple(boundary), len(level_names))
+    # One backward pass gives every level's inside reach; one forward pass its outer loops.
+    inside_reach: list[dict[str, int]] = [{} for _ in boundary]
+    reach: dict[str, int] = {}
+    pos = len(loops)
+    for level in range(len(boundary) - 1, -1, -1):
+        for lp in loops[boundary[level] : pos]:
+            reach[lp.dim] = reach.get(lp.dim, 0) + (lp.factor - 1) * lp.step
+        pos = boundary[level]
+        inside_reach[level] = dict(reach)
+    outer: list[list[FlatLoop]] = []
+    instances: list[int] = []
+    temporal: list[FlatLoop] = []
+    spread = 1
+    pos = 0
+    for b in boundary:
+        for lp in loops[pos:b]:
+            if lp.spatial:
+                spread *= lp.factor
+            else:
+                temporal.append(lp)
+        pos = b
+        outer.append(list(temporal))
+        instances.append(spread)
+    return FlatNest(
+        loops,
+        tuple(boundary),
+        len(level_names),
+        tuple(inside_reach),
+        tuple(outer),
+        tuple(instances),
+    )
+
+
+_TERMS: dict[int, tuple[Tensor, tuple[tuple[tuple[str, int], ...], ...]]] = {}
 
 
 def axis_terms(tensor: Tensor) -> tuple[tuple[tuple[str, int], ...], ...]:
-    """Per tensor axis, its (dim, coefficient) terms."""
-    return tuple(axis.terms for axis in tensor.projection)
+    """Per tensor axis, its (dim, coefficient) terms (memoised by identity: hot path)."""
+    hit = _TERMS.get(id(tensor))
+    if hit is not None and hit[0] is tensor:
+        return hit[1]
+    if len(_TERMS) > 4096:
+        _TERMS.clear()
+    terms = tuple(axis.terms for axis in tensor.projection)
+    _TERMS[id(tensor)] = (tensor, terms)
+    return terms
 
 
 def box_extents(terms: tuple[tuple[tuple[str, int], ...], ...], reach: dict[str, int]) -> list[int]:
     """Per axis, the extent of the box spanned when each dim moves by ``reach``."""
-    return [sum(abs(c) * reach.get(d, 0) for d, c in axis) + 1 for axis in terms]
+    out = []
+    for axis in terms:
+        extent = 1
+        for d, c in axis:
+            r = reach.get(d)
+            if r:
+                extent += (c if c > 0 else -c) * r
+        out.append(extent)
+    return out
 
 
 def fills_per_instance(

@@ -61,13 +61,20 @@ def check_capacity(nest: LoopNest, target: Target, flat: FlatNest) -> dict[str, 
     """Tile sizes per level and role; raises when one does not fit."""
     tiles: dict[str, dict[str, int]] = {}
     for index, level in enumerate(target.levels):
-        reach = flat.reach(flat.inside(index))
-        sizes = {
+        reach = flat.inside_reach[index]
+        tiles[level.name] = {
             t.role: math.prod(box_extents(axis_terms(t), reach))
             for t in nest.tensors
             if t.role in level.keeps
         }
-        tiles[level.name] = sizes
+    check_tiles(nest, target, tiles)
+    return tiles
+
+
+def check_tiles(nest: LoopNest, target: Target, tiles: dict[str, dict[str, int]]) -> None:
+    """Raise MappingError naming the first level whose tiles exceed its buffers."""
+    for level in target.levels:
+        sizes = tiles[level.name]
         for role, words in sizes.items():
             cap = level.capacity_for(role)
             if cap is not None and words > cap:
@@ -87,4 +94,3 @@ def check_capacity(nest: LoopNest, target: Target, flat: FlatNest) -> dict[str, 
                     where=f"layer @{nest.name}",
                     hint="move loops to outer levels so the tiles shrink",
                 )
-    return tiles
