@@ -32,6 +32,8 @@ SEARCH_WORKERS = 1  # layers run in parallel processes; one worker keeps CP-SAT 
 def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     """Minimise the objective over the mapspace; None when no mapping is valid."""
     start = time.perf_counter()
+    if not all(space.factor_tuples[d] for d in space.dims):
+        return None  # some dim cannot be factored over the slots it may use
     scale = energy_scale(space)
     form = Formulation(space, scale)
     model = form.model
