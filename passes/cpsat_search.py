@@ -86,7 +86,6 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     params = solver.parameters
     params.random_seed = options.seed
     params.num_workers = SEARCH_WORKERS
-    params.repair_hint = True
     params.max_deterministic_time = options.time_limit_s
     params.max_time_in_seconds = 4 * options.time_limit_s
     status = solver.Solve(model)
