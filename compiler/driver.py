@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
+from compiler.cache import ResultCache, open_cache
 from compiler.ir.network import Network
 from compiler.passmanager import PassManager
 from compiler.pipeline import MappingModule
@@ -14,6 +15,14 @@ from compiler.schedule import LayerSchedule, Schedule
 from targets.spec import Target
 
 GAP_WARNING = 0.01
+
+
+class CompileInterrupted(KeyboardInterrupt):
+    """Ctrl-C while mapping: ``schedule`` holds the layers solved so far, ``complete=False``."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        super().__init__("interrupted while mapping layers")
+        self.schedule = schedule
 
 
 def compile_model(
@@ -32,6 +41,7 @@ def compile_model(
     dims: Mapping[str, int] | None = None,
     print_after: frozenset[str] = frozenset(),
     log: TextIO | None = None,
+    cache: ResultCache | str | Path | bool | None = None,
 ) -> Schedule:
     """Map every MAC layer of ``model`` on ``target``.
 
@@ -39,11 +49,16 @@ def compile_model(
     lowered :class:`Network`; ``target`` a bundled name, a YAML path or a Target.
     ``time_limit`` is the per-layer solver budget in CP-SAT's deterministic
     seconds (reproducible on any machine load; roughly wall seconds).
+
+    ``cache``: None/False solves everything; True uses the default result cache
+    (``compiler.cache.default_cache_path``); a path or a ``ResultCache`` uses
+    that one. Cached and fresh solves give the same schedule.
+    Ctrl-C raises :class:`CompileInterrupted` with the partial schedule.
     """
     from passes.canonicalize import Canonicalize
     from passes.dataflow import AssignDataflow
     from passes.search import SearchOptions
-    from passes.tile import TileAndOrder
+    from passes.tile import TileAndOrder, TileInterrupted
     from targets import load_target
 
     start = time.perf_counter()
@@ -59,10 +74,16 @@ def compile_model(
     passes = [
         Canonicalize(),
         AssignDataflow(dataflow),
-        TileAndOrder(mapper=mapper, options=options, workers=workers),
+        TileAndOrder(mapper=mapper, options=options, workers=workers, cache=open_cache(cache)),
     ]
     manager = PassManager(passes, print_after=print_after, **({"out": log} if log else {}))
-    module = manager.run(MappingModule.from_network(network, tgt))
+    try:
+        module = manager.run(MappingModule.from_network(network, tgt))
+    except TileInterrupted as stop:
+        schedule = _schedule(stop.module, objective, dataflow, mapper)
+        schedule.pass_times_s = {t.name: t.seconds for t in manager.timings}
+        schedule.time_s = time.perf_counter() - start
+        raise CompileInterrupted(schedule) from None
     schedule = _schedule(module, objective, dataflow, mapper)
     schedule.pass_times_s = {t.name: t.seconds for t in manager.timings}
     schedule.time_s = time.perf_counter() - start
@@ -81,8 +102,11 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
     layers = []
     warnings = []
     first_of: dict[str, str] = {}
+    unsolved = [layer.original.name for layer in module.layers if layer.result is None]
     for layer in module.layers:
         result = layer.result
+        if result is None:  # interrupted before this layer was solved
+            continue
         # Re-score on the original nest: the reported numbers are the model's.
         cost = evaluate(layer.original, module.target, result.mapping)
         signature = layer.nest.signature()
@@ -113,6 +137,12 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
                 notes=layer.notes,
             )
         )
+    if unsolved:
+        shown = ", ".join(unsolved[:10]) + (", ..." if len(unsolved) > 10 else "")
+        warnings.append(
+            f"interrupted: {len(unsolved)} of {len(module.layers)} layers were not mapped "
+            f"({shown}); this schedule is incomplete"
+        )
     return Schedule(
         model=module.network.model,
         target=module.target.name,
@@ -123,4 +153,5 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
         layers=layers,
         unmapped_ops=list(module.network.unmapped_ops),
         warnings=warnings,
+        complete=not unsolved,
     )

@@ -32,6 +32,8 @@ def solve_random(space: MapSpace, options: SearchOptions) -> SearchResult | None
     start = time.perf_counter()
     cap = options.cycle_cap(space.nest.macs, space.target.pes)
     tuples = [space.factor_tuples[d] for d in space.dims]
+    if not all(tuples):  # some dim cannot be factored over its slots: nothing to sample
+        return None
     free = [len(c) > 1 for c in space.order_candidates]
     best = None
     valid = draws = 0

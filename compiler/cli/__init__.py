@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from compiler.errors import JouleError
@@ -49,13 +50,20 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
-        return int(module.run(args) or 0)
+        status = int(module.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, not in the interpreter's exit
+        return status
     except JouleError as err:
         print(err.message(), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("joule: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`joule lower resnet50 | head`): stop quietly, as
+        # `cat` does. Point stdout at /dev/null so the exit-time flush cannot fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a process killed by the pipe
 
 
 if __name__ == "__main__":

@@ -51,6 +51,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also write DIR/tvm/module.py (scheduled TVM module, verified) or "
         "DIR/timeloop/<layer>/*.yaml (repeatable)",
     )
+    store = parser.add_mutually_exclusive_group()
+    store.add_argument(
+        "--cache",
+        metavar="PATH",
+        default=None,
+        help="result cache: an SQLite file, or a directory for results.sqlite "
+        "(default: $JOULE_CACHE_DIR, $XDG_CACHE_HOME/joule or ~/.cache/joule)",
+    )
+    store.add_argument(
+        "--no-cache", action="store_true", help="solve every layer; neither read nor write a cache"
+    )
     parser.add_argument(
         "--print-after",
         action="append",
@@ -61,26 +72,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.driver import compile_model
+    from compiler.driver import CompileInterrupted, compile_model
     from compiler.report import write_outputs
     from compiler.report.files import prepare_dir
 
     prepare_dir(Path(args.out))  # fail before any solving
-    schedule = compile_model(
-        args.model,
-        args.target,
-        objective=args.objective,
-        dataflow=args.dataflow,
-        mapper=args.mapper,
-        time_limit=args.time_limit,
-        workers=args.workers,
-        samples=args.samples,
-        max_cycles=args.max_cycles,
-        min_utilization=args.min_utilization,
-        batch=args.batch,
-        dims=parse_dims(args.dim),
-        print_after=frozenset(args.print_after),
-    )
+    cache = _open_cache(args)
+    try:
+        schedule = compile_model(
+            args.model,
+            args.target,
+            objective=args.objective,
+            dataflow=args.dataflow,
+            mapper=args.mapper,
+            time_limit=args.time_limit,
+            workers=args.workers,
+            samples=args.samples,
+            max_cycles=args.max_cycles,
+            min_utilization=args.min_utilization,
+            batch=args.batch,
+            dims=parse_dims(args.dim),
+            print_after=frozenset(args.print_after),
+            cache=cache,
+        )
+    except CompileInterrupted as stop:
+        out = write_outputs(stop.schedule, args.out)
+        print(
+            f"joule: interrupted; kept {len(stop.schedule.layers)} mapped layers in "
+            f"{out}/schedule.json (marked incomplete)",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        _report_cache(cache)
     failed = _emit(schedule, args)
     out = write_outputs(schedule, args.out)
     for warning in schedule.warnings:
@@ -124,3 +148,28 @@ def _emit(schedule: object, args: argparse.Namespace) -> bool:
             file=sys.stderr if failed else sys.stdout,
         )
     return failed
+
+
+def _open_cache(args: argparse.Namespace) -> object:
+    """The result cache the flags ask for: none, an explicit path, or the default location."""
+    from compiler.cache import ResultCache, default_cache_path
+
+    if args.no_cache:
+        return None
+    if args.cache is not None:
+        return ResultCache(args.cache, required=True)  # unusable: an error (exit 2)
+    return ResultCache(default_cache_path(), required=False)  # unusable: a warning
+
+
+def _report_cache(cache: object) -> None:
+    """Warnings about the cache (corrupt file rebuilt, unusable location) and its use."""
+    if cache is None:
+        return
+    for warning in cache.warnings:  # type: ignore[attr-defined]
+        print(f"warning: {warning}", file=sys.stderr)
+    if cache.hits or cache.stored:  # type: ignore[attr-defined]
+        print(
+            f"cache: {cache.hits} layers reused, {cache.stored} stored in {cache.path}",  # type: ignore[attr-defined]
+            file=sys.stderr,
+        )
+    cache.close()  # type: ignore[attr-defined]
