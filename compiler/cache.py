@@ -27,11 +27,14 @@ import json
 import os
 import sqlite3
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from compiler.cost.result import CostResult
 from compiler.errors import JouleError
 from compiler.ir.loopnest import LoopNest
+from compiler.mapping import Mapping
 from compiler.schedule import JOULE_VERSION
 from targets.spec import Target
 
@@ -46,6 +49,19 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, payload TEXT NOT NULL, "
     "checksum TEXT NOT NULL, created REAL NOT NULL)",
 )
+
+
+# passes.search.SolverReport's fields: what a solve reports besides its mapping
+REPORT_KEYS = frozenset({"mapper", "status", "objective", "bound", "gap", "time_s", "evaluated"})
+
+
+@dataclass(frozen=True)
+class CachedResult:
+    """A stored solve: its mapping, the cost model's fresh score of it, the solver's report."""
+
+    mapping: Mapping
+    cost: CostResult
+    report: dict[str, Any]
 
 
 def default_cache_path() -> Path:
@@ -190,15 +206,13 @@ class ResultCache:
         except FileNotFoundError:
             pass
 
-    def get(self, key: str, nest: LoopNest, target: Target) -> Any | None:
-        """The cached SearchResult for ``key``, re-scored on ``nest``; None on a miss.
+    def get(self, key: str, nest: LoopNest, target: Target) -> CachedResult | None:
+        """The result stored under ``key``, validated and re-scored on ``nest``; None on a miss.
 
         A row that fails its checksum or no longer validates on ``nest`` is
         dropped (and counted as a miss), never trusted.
         """
         from compiler.cost import evaluate
-        from compiler.mapping import Mapping
-        from passes.search import SearchResult, SolverReport
 
         if self._conn is None:
             return None
@@ -213,23 +227,22 @@ class ResultCache:
             data = json.loads(payload)
             mapping = Mapping.from_dict(data["mapping"], source="result cache")
             cost = evaluate(nest, target, mapping)  # validates, then scores
-            report = SolverReport(**data["report"])
+            report = dict(data["report"])
+            if set(report) != REPORT_KEYS:
+                raise ValueError(f"solver report has keys {sorted(report)}")
         except (ValueError, KeyError, TypeError, JouleError) as err:
             self.warnings.append(f"dropped an invalid result cache entry for @{nest.name} ({err})")
             self._write("DELETE FROM results WHERE key = ?", (key,))
             self.misses += 1
             return None
         self.hits += 1
-        return SearchResult(mapping, cost, report)
+        return CachedResult(mapping, cost, report)
 
-    def put(self, key: str, result: Any) -> None:
+    def put(self, key: str, mapping: Mapping, report: dict[str, Any]) -> None:
         """Store one solved layer (its mapping and solver report) in its own transaction."""
         if self._conn is None:
             return
-        payload = json.dumps(
-            {"mapping": result.mapping.to_dict(), "report": result.report.to_dict()},
-            sort_keys=True,
-        )
+        payload = json.dumps({"mapping": mapping.to_dict(), "report": report}, sort_keys=True)
         if self._write(
             "INSERT OR REPLACE INTO results (key, payload, checksum, created) VALUES (?, ?, ?, ?)",
             (key, payload, _checksum(payload), time.time()),

@@ -6,6 +6,7 @@ location at a temporary directory), so the user's cache is never touched.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_interrupt import _alive, _children
 
 from compiler import cache as cache_module
 from compiler.cache import ResultCache, default_cache_path, open_cache, result_key
@@ -25,7 +27,7 @@ from compiler.ir.builders import conv2d, matmul
 from compiler.schedule import strip_times
 from passes.dataflow import space_constraints
 from passes.mapper import map_layer
-from passes.search import SearchOptions
+from passes.search import SearchOptions, SolverReport
 from targets import load_target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,13 +47,18 @@ def test_hit_returns_the_stored_mapping_and_report_rescored_by_the_model(tmp_pat
     key = result_key(nest, target, constraints, "random", OPTIONS)
     with ResultCache(tmp_path / "c.sqlite") as cache:
         assert cache.get(key, nest, target) is None and cache.misses == 1
-        cache.put(key, result)
+        cache.put(key, result.mapping, result.report.to_dict())
     with ResultCache(tmp_path / "c.sqlite") as cache:  # a new process would see the same
         hit = cache.get(key, nest, target)
         assert cache.hits == 1 and len(cache) == 1
     assert hit.mapping == result.mapping
-    assert hit.report == result.report
+    assert hit.report == result.report.to_dict()
     assert hit.cost == evaluate(nest, target, result.mapping)
+
+
+def test_stored_report_keys_are_the_solver_reports_fields() -> None:
+    # A field added to SolverReport must reach the cache, or every hit would be dropped.
+    assert cache_module.REPORT_KEYS == {f.name for f in dataclasses.fields(SolverReport)}
 
 
 def test_key_changes_with_everything_that_decides_a_solve(
@@ -122,7 +129,8 @@ def test_a_damaged_page_is_detected_by_the_integrity_check(tmp_path: Path) -> No
         for k in range(1, 40):
             nest = matmul(m=k, n=8, k=8)
             constraints, result = _solved(nest, target)
-            cache.put(result_key(nest, target, constraints, "random", OPTIONS), result)
+            key = result_key(nest, target, constraints, "random", OPTIONS)
+            cache.put(key, result.mapping, result.report.to_dict())
     sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
     data = bytearray(path.read_bytes())
     page = 4096
@@ -140,7 +148,7 @@ def test_a_row_failing_its_checksum_is_dropped_and_solved_again(tmp_path: Path) 
     key = result_key(nest, target, constraints, "random", OPTIONS)
     path = tmp_path / "c.sqlite"
     with ResultCache(path) as cache:
-        cache.put(key, result)
+        cache.put(key, result.mapping, result.report.to_dict())
     conn = sqlite3.connect(path)
     payload = conn.execute("SELECT payload FROM results").fetchone()[0]
     conn.execute("UPDATE results SET payload = ?", (payload + " ",))
@@ -157,7 +165,7 @@ def test_a_row_that_does_not_fit_the_layer_is_dropped_never_trusted(tmp_path: Pa
     nest = matmul(m=16, n=16, k=16)
     constraints, result = _solved(nest, target)
     with ResultCache(tmp_path / "c.sqlite") as cache:
-        cache.put("k", result)
+        cache.put("k", result.mapping, result.report.to_dict())
         assert cache.get("k", matmul(m=16, n=16, k=32), target) is None  # factors do not match
         assert len(cache) == 0 and cache.warnings
 
@@ -199,7 +207,7 @@ from compiler.cache import ResultCache, result_key
 from compiler.ir.builders import matmul
 from passes.dataflow import space_constraints
 from passes.mapper import map_layer
-from passes.search import SearchOptions
+from passes.search import SearchOptions, SolverReport
 from targets import load_target
 t = load_target("eyeriss")
 options = SearchOptions(samples=20)
@@ -210,7 +218,7 @@ cache = ResultCache(sys.argv[1])
 print("ready", flush=True)
 k = 0
 while True:
-    cache.put(f"key{k}", r)
+    cache.put(f"key{k}", r.mapping, r.report.to_dict())
     k += 1
 """
 
@@ -255,16 +263,18 @@ def _rows(path: Path) -> int:
 
 def test_two_compiles_share_a_cache_and_a_sigkilled_one_harms_nothing(tmp_path: Path) -> None:
     cache = tmp_path / "shared.sqlite"
-    common = ["--mapper", "random", "--samples", "1000", "--workers", "1", "--cache", str(cache)]
+    common = ["--mapper", "random", "--samples", "600", "--workers", "1", "--cache", str(cache)]
     survivor = _compile(["transformer", "--out", "a", *common], tmp_path)
     victim = _compile(["resnet18", "--out", "b", *common], tmp_path)
     deadline = time.monotonic() + 180
     while _rows(cache) < 2 and time.monotonic() < deadline:  # both are mid-run, writing
         time.sleep(0.2)
+    workers = _children(victim.pid)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     out, err = survivor.communicate(timeout=300)
     assert survivor.returncode == 0, err
+    assert workers and not [w for w in workers if _alive(w)], "workers outlived a SIGKILL"
     assert sqlite3.connect(cache).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     rerun = _compile(["transformer", "--out", "c", *common], tmp_path)
     _, err = rerun.communicate(timeout=300)

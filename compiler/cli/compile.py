@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from compiler.cli.lower import parse_dims
+
+if TYPE_CHECKING:
+    from compiler.cache import ResultCache
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,7 +154,7 @@ def _emit(schedule: object, args: argparse.Namespace) -> bool:
     return failed
 
 
-def _open_cache(args: argparse.Namespace) -> object:
+def _open_cache(args: argparse.Namespace) -> ResultCache | None:
     """The result cache the flags ask for: none, an explicit path, or the default location."""
     from compiler.cache import ResultCache, default_cache_path
 
@@ -161,15 +165,15 @@ def _open_cache(args: argparse.Namespace) -> object:
     return ResultCache(default_cache_path(), required=False)  # unusable: a warning
 
 
-def _report_cache(cache: object) -> None:
+def _report_cache(cache: ResultCache | None) -> None:
     """Warnings about the cache (corrupt file rebuilt, unusable location) and its use."""
     if cache is None:
         return
-    for warning in cache.warnings:  # type: ignore[attr-defined]
+    for warning in cache.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    if cache.hits or cache.stored:  # type: ignore[attr-defined]
+    if cache.hits or cache.stored:
         print(
-            f"cache: {cache.hits} layers reused, {cache.stored} stored in {cache.path}",  # type: ignore[attr-defined]
+            f"cache: {cache.hits} layers reused, {cache.stored} stored in {cache.path}",
             file=sys.stderr,
         )
-    cache.close()  # type: ignore[attr-defined]
+    cache.close()
