@@ -32,7 +32,7 @@ def compile_model(
     objective: str = "energy",
     dataflow: str = "free",
     mapper: str = "cpsat",
-    time_limit: float = 5.0,
+    time_limit: float = 2.0,
     workers: int = 1,
     samples: int = 10_000,
     max_cycles: int | None = None,

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--time-limit",
         type=float,
-        default=5.0,
+        default=2.0,
         help="per-layer solver budget (CP-SAT deterministic seconds)",
     )
     parser.add_argument("--workers", type=int, default=2, help="layers solved in parallel")
