@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "targets": ("compiler.cli.targets", "list the bundled accelerator targets"),
     "evaluate": ("compiler.cli.evaluate", "score one mapping of one layer on a target"),
     "compile": ("compiler.cli.compile", "map every layer of a model energy-optimally"),
+    "bench": ("compiler.cli.bench", "run a benchmark suite: dataflows, networks, solver, peers"),
 }
 
 

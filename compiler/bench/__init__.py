@@ -1,0 +1,39 @@
+"""Benchmark suites behind ``joule bench SUITE --out DIR``.
+
+Each suite is a module with ``run(out, config) -> dict`` that maps layers with
+Joule's mappers, scores every mapping with the cost model and writes
+``DIR/SUITE.json``, ``DIR/SUITE.md`` and PNG plots:
+
+* ``dataflows``: the Eyeriss (ISCA'16) dataflow study on AlexNet at batch 16;
+* ``networks``: six networks on every bundled target;
+* ``solver``: CP-SAT against the exhaustive and random mappers;
+* ``peers``: ZigZag (optional extra ``peers``) side by side with Joule.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+from compiler.bench.common import BenchConfig
+
+SUITES: dict[str, str] = {
+    "dataflows": "compiler.bench.dataflows",
+    "networks": "compiler.bench.networks",
+    "solver": "compiler.bench.solver",
+    "peers": "compiler.bench.peers",
+}
+
+
+def run_suite(name: str, out: str | Path, config: BenchConfig | None = None) -> dict[str, Any]:
+    """Run suite ``name`` and write its files into ``out``; returns the JSON data."""
+    from compiler.errors import JouleError
+
+    if name not in SUITES:
+        raise JouleError(f"unknown suite {name!r}", hint=f"choose one of {', '.join(SUITES)}")
+    module = importlib.import_module(SUITES[name])
+    return module.run(Path(out), config or BenchConfig())
+
+
+__all__ = ["SUITES", "BenchConfig", "run_suite"]
