@@ -3,7 +3,7 @@
 Precondition: the dataflow pass has attached constraints. Layers with the same
 shape signature and constraints are solved once. Before any solving, every
 layer is checked to be within what the mapper can represent exactly (extents
-below 2^31, MACs at most 2^40, a bounded number of tilings per dim), so an
+at most 2^22, MACs at most 2^40, a bounded number of tilings per dim), so an
 enormous layer is refused with a message instead of overflowing or hanging.
 
 Results come from the result cache when it holds them (:mod:`compiler.cache`);
@@ -26,10 +26,11 @@ import functools
 import math
 import os
 import signal
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from compiler.cache import ResultCache, result_key
-from compiler.errors import JouleError
+from compiler.errors import JouleError, SolverError
 from compiler.ir.loopnest import LoopNest
 from compiler.pipeline import LayerState, MappingModule
 from compiler.progress import Progress
@@ -38,7 +39,10 @@ from passes.mapspace import MapSpace
 from passes.search import SearchOptions, SearchResult, SolverReport
 from targets.spec import Target
 
-MAX_EXTENT = 2**31 - 1  # loop bounds the solver and the tables index with machine integers
+# The largest loop extent mapped. Far below 2^31 on purpose: the cost model's exact
+# compulsory bound enumerates each tensor axis' index values (O(extent) memory,
+# ~400 MB at 2^22); raise this once that count is closed-form.
+MAX_EXTENT = 2**22
 MAX_MACS = 2**40  # keeps every access count x per-access energy inside CP-SAT's 62-bit objective
 MAX_TILINGS = 50_000  # per dim: the size of the element tables the CP-SAT model builds
 _PR_SET_PDEATHSIG = 1
@@ -108,7 +112,10 @@ class TileAndOrder:
             }
             for fut in cf.as_completed(futures):
                 k = futures[fut]
-                result = results[k] = fut.result()
+                try:
+                    result = results[k] = fut.result()
+                except BrokenProcessPool:
+                    raise _worker_died(jobs[k].nest) from None
                 if self.cache is not None:
                     self.cache.put(keys[k], result.mapping, result.report.to_dict())
                 progress.advance(jobs[k].nest.name)
@@ -139,7 +146,7 @@ def check_size(nest: LoopNest, module: MappingModule, constraints: object) -> No
         if extent > MAX_EXTENT:
             raise JouleError(
                 f"layer @{nest.name} has {dim} = {extent:,}, beyond the largest extent "
-                f"Joule maps ({MAX_EXTENT:,} = 2^31 - 1)",
+                f"Joule maps ({MAX_EXTENT:,} = 2^22)",
                 where=where,
                 hint="bind smaller symbolic sizes (--batch, --dim) or split the layer in the model",
             )
@@ -181,7 +188,7 @@ def count_tilings(extent: int, limits: tuple[int, ...]) -> int:
 
 
 def _divisors(n: int) -> list[int]:
-    """All divisors, from the prime factorisation (trial division: n < 2^31)."""
+    """All divisors, from the prime factorisation (trial division: fast for n <= MAX_EXTENT)."""
     primes: dict[int, int] = {}
     rest, p = n, 2
     while p * p <= rest:
@@ -207,6 +214,17 @@ def _with_results(
             for i in indices:
                 layers[i] = layers[i].with_(result=result)
     return module.with_layers(layers)
+
+
+def _worker_died(nest: LoopNest) -> SolverError:
+    where = f"layer @{nest.name}" + (f" (ONNX node {nest.onnx_node})" if nest.onnx_node else "")
+    return SolverError(
+        f"the solver process mapping layer @{nest.name} stopped abruptly "
+        "(killed from outside, or out of memory)",
+        where=where,
+        hint="free memory or use fewer --workers and run again; "
+        "layers solved so far are in the result cache",
+    )
 
 
 def _worker_init(parent: int) -> None:

@@ -101,3 +101,21 @@ def test_ctrl_c_writes_the_solved_layers_marked_incomplete_and_exits_130(tmp_pat
     time.sleep(0.5)
     assert workers and not [w for w in workers if _alive(w)], "solver workers outlived Ctrl-C"
     assert not list((tmp_path / "out").glob(".*")), "temporary files left in --out"
+
+
+def _die(*args: object, **kwargs: object) -> None:
+    """Stands in for map_layer in a worker: the process vanishes as if OOM-killed."""
+    os._exit(9)
+
+
+def test_a_solver_process_that_dies_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import passes.tile
+
+    monkeypatch.setattr(passes.tile, "map_layer", _die)  # forked workers inherit the patch
+    argv = ["compile", "transformer", "--out", str(tmp_path), "--no-cache", "--workers", "1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the solver process mapping layer @") and "Traceback" not in err
+    assert "stopped abruptly" in err and "what to do:" in err
