@@ -2,8 +2,8 @@
 
 Deterministic: fixed seed, one search worker and a *deterministic* time limit,
 so the same inputs give the same mapping on any machine load (layers are
-solved in parallel processes instead). A wall-clock limit of four times that
-is a safety net only.
+solved in parallel processes instead). There is deliberately no wall-clock
+limit: under load it would cut searches at different points and break that.
 """
 
 from __future__ import annotations
@@ -87,7 +87,6 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     params.random_seed = options.seed
     params.num_workers = SEARCH_WORKERS
     params.max_deterministic_time = options.time_limit_s
-    params.max_time_in_seconds = 4 * options.time_limit_s
     status = solver.Solve(model)
     elapsed = time.perf_counter() - start
     if status == cp_model.INFEASIBLE or (status == cp_model.MODEL_INVALID):

@@ -217,6 +217,7 @@ def _first_child(flat: FlatNest, child: int, relevant: set[str]) -> int:
     return _distinct_per_instance(flat, child, relevant) * flat.instances_above(child)
 
 
+ENUMERATE_LIMIT = 2**20
 _BOUNDS: dict[tuple[int, int], tuple[LoopNest, Target, float]] = {}
 
 
@@ -255,14 +256,25 @@ def _lower_bound_pj(nest: LoopNest, target: Target) -> float:
 
 
 def _distinct_words(nest: LoopNest, tensor: Tensor) -> int:
-    """Distinct elements the loop nest touches (exact when no dim spans two axes)."""
+    """Distinct elements the loop nest touches, or fewer: it feeds a lower bound.
+
+    Exact when no dim spans two axes and each multi-dim axis has at most 2^20
+    index combinations to enumerate; otherwise an axis counts its largest
+    single-dim range, which never over-counts.
+    """
     extents = nest.extents
     counts = []
     for axis in tensor.projection:
-        values = {0}
-        for d, c in axis.terms:
-            values = {v + c * i for v in values for i in range(extents[d])}
-        counts.append(len(values))
+        ranges = [extents[d] for d, _ in axis.terms]
+        if len(ranges) <= 1:
+            counts.append(ranges[0] if ranges else 1)
+        elif math.prod(ranges) <= ENUMERATE_LIMIT:
+            values = {0}
+            for d, c in axis.terms:
+                values = {v + c * i for v in values for i in range(extents[d])}
+            counts.append(len(values))
+        else:
+            counts.append(max(ranges))
     dims_per_axis = [set(axis.dims) for axis in tensor.projection]
     if sum(len(s) for s in dims_per_axis) == len(set().union(*dims_per_axis)):
         return math.prod(counts)
