@@ -1,8 +1,7 @@
 """schedule.json is byte-identical (apart from time fields) across runs, workers and the cache.
 
-The model is tiny on purpose: its two distinct layers reach a proven optimum
-long before the deterministic time limit, so CP-SAT's wall-clock safety net
-(which a loaded CI machine could trip) never decides the result.
+The model is tiny so the test is fast; solves are bounded by CP-SAT's
+deterministic time only, so machine load cannot change where a search stops.
 """
 
 from __future__ import annotations
