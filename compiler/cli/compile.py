@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from compiler.cli.lower import parse_dims
+from passes.dataflow import DATAFLOWS
 
 if TYPE_CHECKING:
     from compiler.cache import ResultCache
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--objective", default="energy", choices=["energy", "edp", "latency"])
     parser.add_argument(
-        "--dataflow", default="free", choices=["free", "ws", "os", "is", "rs", "nlr"]
+        "--dataflow", default="free", choices=list(DATAFLOWS)
     )
     parser.add_argument("--mapper", default="cpsat", choices=["cpsat", "exhaustive", "random"])
     parser.add_argument(
