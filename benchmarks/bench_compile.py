@@ -3,7 +3,7 @@
 Lowering and mapping are timed separately; the pass timings come from the
 schedule itself. Run on a quiet 2-core machine:
 
-    .venv/bin/python -m benchmarks.bench_compile [--model resnet50] [--time-limit 2]
+    .venv/bin/python benchmarks/bench_compile.py [--model resnet50] [--time-limit 2]
 """
 
 from __future__ import annotations

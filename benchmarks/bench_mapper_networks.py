@@ -5,7 +5,7 @@ present, else the bundled ResNet-18 and transformer block) on one target, the
 same layers are mapped by ``--mapper cpsat`` (per-layer limit in deterministic
 seconds) and by ``--mapper random --samples N``, side by side in one run.
 
-    .venv/bin/python -m benchmarks.bench_mapper_networks [--time-limit 10] [--samples 10000]
+    .venv/bin/python benchmarks/bench_mapper_networks.py [--time-limit 10] [--samples 10000]
 """
 
 from __future__ import annotations

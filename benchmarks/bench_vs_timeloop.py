@@ -8,7 +8,7 @@ condition 100) are the reference. Joule maps each layer with
 time, and the ratios. Timeloop's energies are its own model's; Joule's model
 reproduces them within 0.12 % on these runs (tests/test_timeloop_fidelity.py).
 
-    .venv/bin/python -m benchmarks.bench_vs_timeloop [--time-limit 0.3]
+    .venv/bin/python benchmarks/bench_vs_timeloop.py [--time-limit 0.3]
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from passes.search import SearchOptions, SearchResult
 from targets.spec import Target
 
 REPO = Path(__file__).resolve().parents[2]
-BENCH_TARGETS = REPO / "benchmarks" / "targets"
+BENCH_TARGETS = REPO / "benchmarks" / "study_targets"
 
 
 @dataclass(frozen=True)

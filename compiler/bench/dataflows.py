@@ -1,7 +1,7 @@
 """The Eyeriss dataflow study (Chen, Emer, Sze, ISCA 2016, Sec. VII): AlexNet at batch 16.
 
 Every dataflow maps CONV1-5 and FC6-8 on its own equal-area target
-(``benchmarks/targets/dataflow_*.yaml``: 256 PEs; RS with 512 B of RF per PE and
+(``benchmarks/study_targets/dataflow_*.yaml``: 256 PEs; RS with 512 B of RF per PE and
 a 128 kB buffer, the others with one-word registers and the RF area moved to
 the buffer). ``free`` maps on the RS hardware with no dataflow constraint: the
 best the mapper finds when it may choose. Energies are normalised to one MAC
@@ -30,7 +30,7 @@ from passes.search import SearchOptions
 
 BATCH = 16
 TIME_LIMIT_S = 10.0
-# dataflow -> the study target it runs on (benchmarks/targets/dataflow_<name>.yaml)
+# dataflow -> the study target it runs on (benchmarks/study_targets/dataflow_<name>.yaml)
 DATAFLOW_TARGETS = {
     "ws": "ws",
     "os_a": "os",
@@ -196,7 +196,7 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         f"CP-SAT, objective energy, {data['time_limit_s']:g} s (deterministic) per mapping. "
         "Energy per MAC in units of one MAC (RF 1, array hop 2, buffer 6, DRAM 200). "
-        "Targets: `benchmarks/targets/dataflow_*.yaml` (`free` runs on the RS hardware).",
+        "Targets: `benchmarks/study_targets/dataflow_*.yaml` (`free` runs on the RS hardware).",
         "",
         "## Energy per MAC",
         "",

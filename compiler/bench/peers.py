@@ -3,7 +3,7 @@
 ZigZag runs its own mapping search (LOMA, objective energy) and its own cost
 model on the bundled ``eyeriss_like`` hardware; Joule maps the same networks on
 that hardware translated into a Joule target
-(``benchmarks/targets/zigzag_eyeriss.yaml``). The table gives each tool's energy
+(``benchmarks/study_targets/zigzag_eyeriss.yaml``). The table gives each tool's energy
 in its own model and each tool's wall time.
 
 ZigZag's chosen mappings are *not* re-scored in Joule's model: ZigZag unrolls
@@ -195,7 +195,7 @@ def markdown(data: dict[str, Any]) -> str:
             "ZigZag: its own search (LOMA, objective energy, defaults) and cost model on "
             "`eyeriss_like.yaml` with its `default.yaml` mapping hints. Joule: CP-SAT, "
             f"objective energy, {data['joule_time_limit_s']:g} s (deterministic) per distinct "
-            f"layer, {data['workers']} worker processes, on `benchmarks/targets/"
+            f"layer, {data['workers']} worker processes, on `benchmarks/study_targets/"
             "zigzag_eyeriss.yaml` (the same hardware translated; approximations listed in the "
             "file). Wall times include each tool's model loading and parsing. ZigZag's "
             "mappings are not re-scored in Joule: they use padded (non-divisor) unrollings and "
