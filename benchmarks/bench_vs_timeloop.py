@@ -37,31 +37,41 @@ TIMELOOP_WALL_S = {
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--time-limit", type=float, default=0.3,
-                        help="CP-SAT deterministic seconds per layer")
+    parser.add_argument(
+        "--time-limit", type=float, default=0.3, help="CP-SAT deterministic seconds per layer"
+    )
     args = parser.parse_args()
     expected = json.loads((DATA / "expected.json").read_text())
     target = load_target("eyeriss")
-    print(f"{'layer':14} {'metric':7} {'Timeloop pJ/MAC':>15} {'Joule pJ/MAC':>13} "
-          f"{'ratio':>6} {'Timeloop EDP':>13} {'Joule EDP':>11} {'ratio':>6} "
-          f"{'TL wall s':>9} {'Joule s':>8} {'speed-up':>8}")
+    print(
+        f"{'layer':14} {'metric':7} {'Timeloop pJ/MAC':>15} {'Joule pJ/MAC':>13} "
+        f"{'ratio':>6} {'Timeloop EDP':>13} {'Joule EDP':>11} {'ratio':>6} "
+        f"{'TL wall s':>9} {'Joule s':>8} {'speed-up':>8}"
+    )
     for layer, (edp_wall, energy_wall) in TIMELOOP_WALL_S.items():
         nest = load_problem(DATA / expected[layer]["problem"])
         constraints = space_constraints(nest, target)
-        for metric, ref_key, wall in (("energy", f"{layer}_energy", energy_wall),
-                                      ("edp", layer, edp_wall)):
+        for metric, ref_key, wall in (
+            ("energy", f"{layer}_energy", energy_wall),
+            ("edp", layer, edp_wall),
+        ):
             ref = expected[ref_key]
             start = time.perf_counter()
-            result = map_layer(nest, target, constraints,
-                               options=SearchOptions(objective=metric,
-                                                     time_limit_s=args.time_limit))
+            result = map_layer(
+                nest,
+                target,
+                constraints,
+                options=SearchOptions(objective=metric, time_limit_s=args.time_limit),
+            )
             seconds = time.perf_counter() - start
             cost = result.cost
             ref_edp = ref["energy_pj"] * ref["cycles"]
-            print(f"{layer:14} {metric:7} {ref['energy_pj'] / nest.macs:15.3f} "
-                  f"{cost.energy_pj / nest.macs:13.3f} {cost.energy_pj / ref['energy_pj']:6.3f} "
-                  f"{ref_edp:13.3e} {cost.edp:11.3e} {cost.edp / ref_edp:6.3f} "
-                  f"{wall:9.1f} {seconds:8.2f} {wall / seconds:7.1f}x")
+            print(
+                f"{layer:14} {metric:7} {ref['energy_pj'] / nest.macs:15.3f} "
+                f"{cost.energy_pj / nest.macs:13.3f} {cost.energy_pj / ref['energy_pj']:6.3f} "
+                f"{ref_edp:13.3e} {cost.edp:11.3e} {cost.edp / ref_edp:6.3f} "
+                f"{wall:9.1f} {seconds:8.2f} {wall / seconds:7.1f}x"
+            )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="eyeriss", help="bundled target name or YAML path")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--objective", default="energy", choices=["energy", "edp", "latency"])
-    parser.add_argument(
-        "--dataflow", default="free", choices=list(DATAFLOWS)
-    )
+    parser.add_argument("--dataflow", default="free", choices=list(DATAFLOWS))
     parser.add_argument("--mapper", default="cpsat", choices=["cpsat", "exhaustive", "random"])
     parser.add_argument(
         "--samples", type=int, default=10_000, help="valid samples for --mapper random"
