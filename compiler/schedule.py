@@ -29,7 +29,6 @@ class LayerSchedule:
     notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        c = self.cost
         return {
             "name": self.nest.name,
             "op": self.nest.op,
@@ -38,16 +37,7 @@ class LayerSchedule:
             "macs": self.nest.macs,
             "dataflow": self.dataflow,
             "mapping": self.mapping.to_dict(),
-            "energy_pj": c.energy_pj,
-            "energy_breakdown_pj": c.energy_breakdown_pj,
-            "mac_energy_pj": c.mac_energy_pj,
-            "accesses": {
-                lvl: {role: counts.to_dict() for role, counts in roles.items()}
-                for lvl, roles in c.accesses.items()
-            },
-            "cycles": c.cycles,
-            "utilization": c.utilization,
-            "lower_bound_pj": c.lower_bound_pj,
+            **self.cost.to_dict(),  # energy, breakdown, MAC energy, accesses, cycles, bound
             "solver": self.solver,
             "signature": self.nest.signature(),
             "shared_with": self.shared_with,
