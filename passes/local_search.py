@@ -23,7 +23,7 @@ from passes.search import (
 )
 
 START_SAMPLES = 300
-STARTS = 4
+STARTS = 3
 EVALUATIONS_PER_START = 2500
 SMALL_SPACE = 20_000
 
