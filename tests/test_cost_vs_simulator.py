@@ -181,6 +181,19 @@ def test_model_counts_equal_simulator_counts(triple: tuple[LoopNest, Target, Map
     assert_model_matches_simulator(*triple)
 
 
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(triples())
+def test_no_mapping_costs_less_than_the_compulsory_bound(
+    triple: tuple[LoopNest, Target, Mapping],
+) -> None:
+    cost = evaluate(*triple)
+    assert cost.energy_pj >= cost.lower_bound_pj * (1 - 1e-12)
+
+
 # Multicast serves only children that fetch identical data (they differ in dims
 # irrelevant to the tensor), as in Timeloop: neither the gaps of a strided union
 # nor the overlap of sliding windows changes the parent's reads.

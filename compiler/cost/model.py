@@ -236,22 +236,31 @@ def lower_bound_pj(nest: LoopNest, target: Target) -> float:
 
 
 def _lower_bound_pj(nest: LoopNest, target: Target) -> float:
-    """Compulsory energy: each tensor word crosses DRAM once, each MAC touches the innermost level.
+    """Compulsory energy: what every mapping pays, whatever its tiling and order.
 
-    Inputs and weights are read from DRAM once per distinct word touched and
-    outputs updated once; every MAC reads its operands from, and updates its
-    output in, the innermost level that keeps each; plus the MACs themselves.
+    Every distinct word of a tensor passes through every level that keeps it:
+    it is filled into each keeper below DRAM and read out of each keeper that
+    has a keeper below it, at least once (outputs: updated in each keeper above
+    the innermost at least once). Every MAC reads its operands from the
+    innermost keeper and updates its output there; all but the first update of
+    each word an instance holds also read it, and an instance holds at most all
+    the output words, so at least ``MACs - words x instances`` reads remain.
+    Plus the MACs themselves.
     """
-    dram = target.levels[0]
-    energy = nest.macs * target.mac_energy_pj
+    macs = nest.macs
+    energy = macs * target.mac_energy_pj
     for tensor in nest.tensors:
-        innermost = max(i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps)
-        inner = target.levels[innermost]
-        per_mac = inner.update_pj if tensor.role == "output" else inner.read_pj
-        energy += nest.macs * per_mac
-        if innermost != 0:
-            per_word = dram.update_pj if tensor.role == "output" else dram.read_pj
-            energy += _distinct_words(nest, tensor) * per_word
+        keepers = [i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps]
+        words = _distinct_words(nest, tensor)
+        inner = target.levels[keepers[-1]]
+        if tensor.role == "output":
+            energy += macs * inner.update_pj
+            energy += max(0, macs - words * inner.instances) * inner.read_pj
+            energy += sum(words * target.levels[i].update_pj for i in keepers[:-1])
+        else:
+            energy += macs * inner.read_pj
+            energy += sum(words * target.levels[i].read_pj for i in keepers[:-1])
+            energy += sum(words * target.levels[i].write_pj for i in keepers if i > 0)
     return energy
 
 
