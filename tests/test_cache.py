@@ -267,9 +267,13 @@ def test_two_compiles_share_a_cache_and_a_sigkilled_one_harms_nothing(tmp_path: 
     survivor = _compile(["transformer", "--out", "a", *common], tmp_path)
     victim = _compile(["resnet18", "--out", "b", *common], tmp_path)
     deadline = time.monotonic() + 180
-    while _rows(cache) < 2 and time.monotonic() < deadline:  # both are mid-run, writing
-        time.sleep(0.2)
-    workers = _children(victim.pid)
+    workers: list[int] = []
+    # Kill the victim mid-run: once the cache is being written and it has solver workers.
+    while time.monotonic() < deadline:
+        workers = _children(victim.pid)
+        if workers and _rows(cache) >= 1:
+            break
+        time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=30)
     out, err = survivor.communicate(timeout=300)
