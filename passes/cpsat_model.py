@@ -190,24 +190,22 @@ class Formulation:
         ]
         return self.slot_product(slots)
 
-    def box(
-        self, terms: tuple[tuple[tuple[str, int], ...], ...], slots: list[Slot], key: tuple
-    ) -> list[Val]:
+    def box(self, terms: tuple[tuple[tuple[str, int], ...], ...], slots: list[Slot]) -> list[Val]:
         """Per axis extent ``sum |c| * reach_d + 1`` of the box spanned by ``slots``."""
         reach: dict[str, list[Slot]] = {}
         for s in slots:
             reach.setdefault(s.dim, []).append(s)
         out = []
-        for a, axis in enumerate(terms):
+        for axis in terms:
             parts = [(abs(c), self.advance(s)) for d, c in axis for s in reach.get(d, [])]
             out.append(self.as_var(self.linear(parts, 1)) if parts else const(1))
-            del a
         return out
 
     def fills(
         self,
         terms: tuple[tuple[tuple[str, int], ...], ...],
         extents: list[Val],
+        tile: Val,
         outer: list[Slot],
     ) -> Val:
         """Per-instance fills (docs/cost-model.md): the whole tile per step out to the
@@ -218,7 +216,6 @@ class Formulation:
         halo term is switched on by a literal.
         """
         relevant = {d for axis in terms for d, _ in axis}
-        tile = self.mul(extents)
         whole = self.fills_stationary(relevant, tile, outer)
         window = {d for axis in terms if len(axis) > 1 for d, _ in axis}
         halos: list[tuple[int, Val]] = []

@@ -137,7 +137,7 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     return SearchResult(best.mapping, best.cost, report)
 
 
-def _skeleton_outer(space: MapSpace, combo: tuple[tuple[str, ...], ...], level: int) -> list[Slot]:
+def _skeleton_outer(combo: tuple[tuple[str, ...], ...], level: int) -> list[Slot]:
     """Temporal slots above ``level``'s boundary, in nest order for this choice of orders."""
     return [Slot(d, i, None) for i in range(level) for d in combo[i]]
 
@@ -162,9 +162,16 @@ def _capacity_constraints(form: Formulation) -> None:
             form.model.Add(sum(v.expr for v in tiles) <= lvl.capacity_words)
 
 
+def _extents(form: Formulation, tensor, level: int) -> list[Val]:  # noqa: ANN001
+    """The box extents of ``tensor``'s tile at ``level``, built once per model."""
+    key = ("box", tensor.role, level)
+    if key not in form._memo:
+        form._memo[key] = form.box(axis_terms(tensor), _inside(form.space, level))
+    return form._memo[key]  # type: ignore[return-value]
+
+
 def _tile(form: Formulation, tensor, level: int) -> Val:  # noqa: ANN001
-    extents = form.box(axis_terms(tensor), _inside(form.space, level), key=())
-    return form.mul(extents, key=("tile", tensor.role, level))
+    return form.mul(_extents(form, tensor, level), key=("tile", tensor.role, level))
 
 
 def _fanout_constraints(form: Formulation) -> None:
@@ -191,7 +198,7 @@ def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val,
         at = axis_terms(t)
         relevant = set(t.relevant_dims)
         keepers = [i for i, lvl in enumerate(target.levels) if t.role in lvl.keeps]
-        fills_inst = {i: _fills(form, t, i, _skeleton_outer(space, combo, i)) for i in keepers}
+        fills_inst = {i: _fills(form, t, i, _skeleton_outer(combo, i)) for i in keepers}
         for k, i in enumerate(keepers):
             lvl = target.levels[i]
             child = keepers[k + 1] if k + 1 < len(keepers) else None
@@ -259,7 +266,7 @@ def _fills(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # 
     if all(len(axis) <= 1 for axis in at):
         out = form.as_var(form.fills_stationary(set(tensor.relevant_dims), tile, outer))
     else:
-        out = form.fills(at, form.box(at, _inside(form.space, level), key=()), outer)
+        out = form.fills(at, _extents(form, tensor, level), tile, outer)
     form._memo[key] = out
     return out
 
