@@ -2,7 +2,9 @@
 
 A result is keyed by everything that decides a solve: the layer's shape
 signature, its mapspace constraints (dataflow), the target's content hash, the
-mapper and its options, and the Joule version. Only the mapping and the
+mapper and its options, the Joule version and a fingerprint of the code that
+solves and scores (``passes/``, ``compiler/cost/``, ``compiler/mapping.py``), so
+a changed mapper or cost model never serves an old answer. Only the mapping and the
 solver's report are stored; a hit is validated and re-scored by the cost model,
 so a cached schedule is byte-identical to a cold one (apart from time fields)
 and its numbers are never a stale guess.
@@ -22,6 +24,7 @@ else ``$JOULE_CACHE_DIR``, else ``$XDG_CACHE_HOME/joule``, else ``~/.cache/joule
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -82,12 +85,30 @@ def target_fingerprint(target: Target) -> str:
     return "repr:" + hashlib.sha256(repr(anonymous).encode()).hexdigest()
 
 
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+_SOLVER_SOURCES = ("passes", "compiler/cost", "compiler/mapping.py")
+
+
+@functools.cache
+def solver_code_fingerprint() -> str:
+    """Hash of every source file that decides a solve's result (the version alone does
+    not change when an editable install's mapper does)."""
+    digest = hashlib.sha256()
+    for entry in _SOLVER_SOURCES:
+        path = _PACKAGE_ROOT / entry
+        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(source.relative_to(_PACKAGE_ROOT).as_posix().encode())
+            digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
 def result_key(
     nest: LoopNest, target: Target, constraints: object, mapper: str, options: object
 ) -> str:
     """The cache key of one solve: every input that can change its result."""
     body = {
         "joule": JOULE_VERSION,
+        "code": solver_code_fingerprint(),
         "signature": nest.signature(),
         "dims": list(nest.dim_names),  # mappings name dims: same shape, same names
         "constraints": _canonical(constraints),

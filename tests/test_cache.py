@@ -24,7 +24,7 @@ from compiler.cache import ResultCache, default_cache_path, open_cache, result_k
 from compiler.cost import evaluate
 from compiler.errors import JouleError
 from compiler.ir.builders import conv2d, matmul
-from compiler.schedule import strip_times
+from compiler.schedule import JOULE_VERSION, strip_times
 from passes.dataflow import space_constraints
 from passes.mapper import map_layer
 from passes.search import SearchOptions, SolverReport
@@ -78,7 +78,34 @@ def test_key_changes_with_everything_that_decides_a_solve(
     ]
     monkeypatch.setattr(cache_module, "JOULE_VERSION", "999.0")
     variants.append(result_key(nest, eyeriss, free, "cpsat", OPTIONS))
+    monkeypatch.setattr(cache_module, "JOULE_VERSION", JOULE_VERSION)
+    monkeypatch.setattr(cache_module, "solver_code_fingerprint", lambda: "edited mapper")
+    variants.append(result_key(nest, eyeriss, free, "cpsat", OPTIONS))
     assert len({base, *variants}) == len(variants) + 1
+
+
+def test_fingerprint_changes_when_the_mapper_or_cost_model_is_edited(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An editable install keeps its version while its answers change: an edit to
+    # any search or cost-model file must change every key.
+    import shutil
+
+    root = cache_module._PACKAGE_ROOT
+    for entry in ("passes", "compiler/cost"):
+        shutil.copytree(root / entry, tmp_path / entry)
+    shutil.copy(root / "compiler" / "mapping.py", tmp_path / "compiler" / "mapping.py")
+    monkeypatch.setattr(cache_module, "_PACKAGE_ROOT", tmp_path)
+    fingerprints = []
+    for edited in ("passes/cpsat_search.py", "compiler/cost/model.py", "compiler/mapping.py"):
+        cache_module.solver_code_fingerprint.cache_clear()
+        fingerprints.append(cache_module.solver_code_fingerprint())
+        with (tmp_path / edited).open("a") as source:
+            source.write("# edited\n")
+    cache_module.solver_code_fingerprint.cache_clear()
+    fingerprints.append(cache_module.solver_code_fingerprint())
+    cache_module.solver_code_fingerprint.cache_clear()
+    assert len(set(fingerprints)) == 4
 
 
 def test_key_does_not_depend_on_the_string_hash_seed() -> None:
