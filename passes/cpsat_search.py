@@ -12,6 +12,7 @@ import time
 
 from ortools.sat.python import cp_model
 
+from compiler.cost.model import networks_support
 from compiler.cost.nest import axis_terms
 from passes.cpsat_model import Formulation, Val, const, energy_scale
 from passes.local_search import decode, warm_start
@@ -223,7 +224,7 @@ def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val,
                 if child_fills is None:
                     updates = const(nest.macs)
                 else:
-                    reduce = _all_networks(target, i, child, "spatial_reduction")
+                    reduce = networks_support(target, i, child, "spatial_reduction")
                     updates = form.divide(child_fills, shared) if reduce else child_fills
                     refills = form.linear([(1, child_fills), (-1, _first(form, relevant, child))])
                     hop = _c(lvl.network.hop_energy_pj, scale)
@@ -241,7 +242,7 @@ def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val,
                 if child_fills is None:
                     reads = const(nest.macs)
                 else:
-                    multicast = _all_networks(target, i, child, "multicast")
+                    multicast = networks_support(target, i, child, "multicast")
                     reads = form.divide(child_fills, shared) if multicast else child_fills
                     terms.append((_c(lvl.network.hop_energy_pj, scale), child_fills))
                 terms += [(_c(lvl.read_pj, scale), reads), (_c(lvl.write_pj, scale), fills)]
@@ -283,14 +284,6 @@ def _first(form: Formulation, relevant: set[str], level: int) -> Val:
     ]
     per = form.slot_product(slots)
     return form.mul([per, form.instances(level)], key=("firstT", level))
-
-
-def _all_networks(target, outer: int, inner: int, feature: str) -> bool:  # noqa: ANN001
-    return all(
-        getattr(target.levels[j].network, feature)
-        for j in range(outer, inner)
-        if target.fanout(j) != (1, 1)
-    )
 
 
 def _c(pj: float, scale: float) -> int:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from compiler.errors import JouleError, TargetError
 from compiler.ir.loopnest import LoopNest
+from passes.bound import spatial_bound_pj
 from passes.cpsat_search import solve_cpsat
 from passes.exhaustive import solve_exhaustive
 from passes.mapspace import MapSpace, SpaceConstraints
 from passes.random_search import solve_random
-from passes.search import OBJECTIVES, SearchOptions, SearchResult
+from passes.search import OBJECTIVES, SearchOptions, SearchResult, SolverReport
 from targets.spec import Target
 
 MAPPERS = {"cpsat": solve_cpsat, "exhaustive": solve_exhaustive, "random": solve_random}
@@ -37,7 +39,22 @@ def map_layer(
     result = MAPPERS[mapper](space, options)
     if result is None:
         raise _no_mapping(space, options)
-    return result
+    return dataclasses.replace(
+        result, report=_with_energy_bound(result.report, spatial_bound_pj(space), options)
+    )
+
+
+def _with_energy_bound(
+    report: SolverReport, bound_pj: float, options: SearchOptions
+) -> SolverReport:
+    """Record the space's energy bound; for the energy objective it can only raise the
+    solver's bound (and so shrink the gap), never past the objective."""
+    bound_pj = max(bound_pj, report.energy_bound_pj)
+    if options.objective != "energy" or report.status == "OPTIMAL":
+        return dataclasses.replace(report, energy_bound_pj=bound_pj)
+    bound = min(report.objective, max(report.bound, bound_pj))
+    gap = (report.objective - bound) / report.objective if report.objective else 0.0
+    return dataclasses.replace(report, bound=bound, gap=gap, energy_bound_pj=bound_pj)
 
 
 def _no_mapping(space: MapSpace, options: SearchOptions) -> JouleError:

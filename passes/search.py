@@ -36,7 +36,8 @@ class SearchOptions:
 
 @dataclass(frozen=True)
 class SolverReport:
-    """How a mapper ended: status, objective, best bound and gap (objective units)."""
+    """How a mapper ended: status, objective, best bound and gap (objective units), and
+    the energy no mapping of the space can beat (pJ, whatever the objective)."""
 
     mapper: str
     status: str
@@ -45,6 +46,7 @@ class SolverReport:
     gap: float
     time_s: float
     evaluated: int = 0
+    energy_bound_pj: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class SolverReport:
             "gap": self.gap,
             "time_s": self.time_s,
             "evaluated": self.evaluated,
+            "energy_bound_pj": self.energy_bound_pj,
         }
 
 

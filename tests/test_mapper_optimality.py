@@ -9,8 +9,10 @@ import random
 
 import pytest
 
+from compiler.cost.model import lower_bound_pj
 from compiler.ir.builders import conv2d, matmul
 from compiler.ir.loopnest import LoopNest
+from passes.bound import spatial_bound_pj
 from passes.canonicalize import drop_unit_dims
 from passes.cpsat_search import solve_cpsat
 from passes.dataflow import space_constraints
@@ -75,6 +77,7 @@ def small_spaces(target_name: str) -> list[MapSpace]:
 @pytest.mark.parametrize("target_name", bundled_targets())
 def test_cpsat_energy_equals_exhaustive_optimum(target_name: str) -> None:
     kinds = set()
+    stronger = 0
     for space in small_spaces(target_name):
         best = solve_exhaustive(space, SearchOptions())
         found = solve_cpsat(space, SearchOptions(time_limit_s=30))
@@ -87,7 +90,13 @@ def test_cpsat_energy_equals_exhaustive_optimum(target_name: str) -> None:
         assert ratio <= 1.0001, (space.nest.name, ratio, found.mapping, best.mapping)
         # The solver's certified bound is a true lower bound of the optimum.
         assert found.report.bound <= best.cost.energy_pj * 1.0001
+        # So is the spatial bound (passes/bound.py), never weaker than the compulsory one.
+        bound = spatial_bound_pj(space)
+        assert lower_bound_pj(space.nest, space.target) <= bound, space.nest.name
+        assert bound <= best.cost.energy_pj * (1 + 1e-12), space.nest.name
+        stronger += bound > lower_bound_pj(space.nest, space.target) * (1 + 1e-9)
     assert {"Conv", "Conv-grouped", "MatMul"} <= kinds
+    assert stronger > 0  # the unrolling decides a cost on some of these layers
 
 
 def test_cpsat_objective_is_the_cost_models_energy() -> None:

@@ -125,8 +125,8 @@ def _plan(target: Target) -> _Plan:
     pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
     plan = _Plan(
         keepers,
-        {p: _networks(target, *p, "multicast") for p in pairs},
-        {p: _networks(target, *p, "spatial_reduction") for p in pairs},
+        {p: networks_support(target, *p, "multicast") for p in pairs},
+        {p: networks_support(target, *p, "spatial_reduction") for p in pairs},
     )
     if len(_PLANS) > 256:
         _PLANS.clear()
@@ -190,7 +190,7 @@ def _count_tensor(
             accesses[name][tensor.role] = AccessCounts(reads, fills, 0)
 
 
-def _networks(target: Target, outer: int, inner: int, feature: str) -> bool:
+def networks_support(target: Target, outer: int, inner: int, feature: str) -> bool:
     """Whether every fan-out between two levels supports ``feature``."""
     return all(
         getattr(target.levels[j].network, feature)
@@ -251,7 +251,7 @@ def _lower_bound_pj(nest: LoopNest, target: Target) -> float:
     energy = macs * target.mac_energy_pj
     for tensor in nest.tensors:
         keepers = [i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps]
-        words = _distinct_words(nest, tensor)
+        words = distinct_words(nest, tensor)
         inner = target.levels[keepers[-1]]
         if tensor.role == "output":
             energy += macs * inner.update_pj
@@ -264,7 +264,7 @@ def _lower_bound_pj(nest: LoopNest, target: Target) -> float:
     return energy
 
 
-def _distinct_words(nest: LoopNest, tensor: Tensor) -> int:
+def distinct_words(nest: LoopNest, tensor: Tensor) -> int:
     """Distinct elements the loop nest touches, or fewer: it feeds a lower bound.
 
     Exact when no dim spans two axes and each multi-dim axis has at most 2^20

@@ -34,7 +34,7 @@ def _layer_rows(schedule: Schedule) -> list[list[str]]:
                 lay.dataflow,
                 f"{c.energy_pj / 1e6:.3f}",
                 f"{c.energy_pj / lay.nest.macs:.3f}",
-                f"{c.lower_bound_pj / lay.nest.macs:.3f}",
+                f"{lay.energy_bound_pj / lay.nest.macs:.3f}",
                 f"{c.cycles:,}",
                 f"{100 * c.utilization:.1f}",
                 s["status"] + (f" (same as {lay.shared_with})" if lay.shared_with else ""),
@@ -108,7 +108,7 @@ def markdown(schedule: Schedule) -> str:
         f"**{schedule.mapper}**{'' if schedule.complete else ' — **incomplete**'}.",
         "",
         f"Total energy **{t['energy_pj'] / 1e6:.3f} µJ** for {t['macs']:,} MACs "
-        f"({t['energy_pj'] / max(t['macs'], 1):.3f} pJ/MAC); compulsory bound "
+        f"({t['energy_pj'] / max(t['macs'], 1):.3f} pJ/MAC); energy bound "
         f"{t['lower_bound_pj'] / 1e6:.3f} µJ; {t['cycles']:,} cycles; "
         f"compiled in {t['time_s']:.1f} s.",
         "",
@@ -173,7 +173,7 @@ pre{{background:#f6f6f6;padding:8px}}</style></head><body>
 <h1>Joule schedule: {html.escape(schedule.model)} on {html.escape(schedule.target)}</h1>
 <p>Objective <b>{schedule.objective}</b>, dataflow <b>{schedule.dataflow}</b>, mapper
 <b>{schedule.mapper}</b>. Total energy <b>{t["energy_pj"] / 1e6:.3f} µJ</b> for
-{t["macs"]:,} MACs; compulsory bound {t["lower_bound_pj"] / 1e6:.3f} µJ;
+{t["macs"]:,} MACs; energy bound {t["lower_bound_pj"] / 1e6:.3f} µJ;
 {t["cycles"]:,} cycles.</p>
 {f"<h2>Warnings</h2><ul>{warnings}</ul>" if warnings else ""}
 {f"<h2>Verification</h2><ul>{verification}</ul>" if verification else ""}

@@ -1,0 +1,130 @@
+"""The spatial lower bound: no mapping of the space spends less energy than this.
+
+The compulsory bound of the cost model charges every word once per keeper level
+whatever the spatial unrolling. But unrolling a dim across instances copies every
+tensor that dim does not index into each of them, and it decides how many
+instances share the reduction of each output word (only those save the
+read-modify-write of a partial sum in the innermost buffer). Both are fixed by
+the spatial factors alone, so this bound enumerates every spatial unrolling the
+space allows and takes the cheapest::
+
+    bound = min over unrollings S of  const + sum_terms coef * words * rep_t(level, S)
+
+where ``rep_t(i, S)`` is the product of the spatial factors above level ``i`` of
+dims tensor ``t`` does not index (``i``'s instances that need the same words).
+Per unrolling, each term is the smallest count the cost model can give
+(docs/cost-model.md, "Lower bounds"), so the minimum is a certified bound.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from compiler.cost.model import distinct_words, lower_bound_pj, networks_support
+from passes.mapspace import MapSpace, Slot
+
+MAX_UNROLLINGS = 200_000  # beyond this, fall back to the compulsory bound
+
+
+@dataclass(frozen=True)
+class _Term:
+    """``coef * words * product of spatial factors of the listed slots``."""
+
+    coef: float
+    words: int
+    slots: tuple[int, ...]  # indices into the space's spatial slot list
+
+
+def spatial_bound_pj(space: MapSpace) -> float:
+    """The cheapest unrolling's bound, never below the compulsory bound."""
+    compulsory = lower_bound_pj(space.nest, space.target)
+    spatial = [s for d in space.dims for s in space.slots[d] if s.axis is not None]
+    const, terms = _terms(space, spatial)
+    best = math.inf
+    for count, factors in enumerate(_unrollings(space, spatial)):
+        if count >= MAX_UNROLLINGS:
+            return compulsory
+        value = const
+        for term in terms:
+            value += term.coef * term.words * math.prod(factors[k] for k in term.slots)
+        best = min(best, value)
+    return max(compulsory, best) if best < math.inf else compulsory
+
+
+def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
+    nest, target = space.nest, space.target
+    const = nest.macs * target.mac_energy_pj
+    terms: list[_Term] = []
+
+    def rep(relevant: frozenset[str], level: int) -> tuple[int, ...]:
+        return tuple(k for k, s in enumerate(spatial) if s.level < level and s.dim not in relevant)
+
+    for tensor in nest.tensors:
+        relevant = tensor.relevant_dims
+        keepers = [i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps]
+        output = tensor.role == "output"
+        # Outputs are injective: the model's first writes are the product of extents.
+        words = (
+            math.prod(nest.extents[d] for d in relevant) if output else distinct_words(nest, tensor)
+        )
+        for k, i in enumerate(keepers):
+            lvl = target.levels[i]
+            child = keepers[k + 1] if k + 1 < len(keepers) else None
+            if not output and k > 0:  # every instance is filled with the words it needs
+                terms.append(_Term(lvl.write_pj, words, rep(relevant, i)))
+            if child is None:
+                const += nest.macs * lvl.read_pj
+                if output:
+                    # Every MAC updates; all but each instance's first write also read.
+                    const += nest.macs * lvl.update_pj
+                    terms.append(_Term(-lvl.read_pj, words, rep(relevant, i)))
+                continue
+            hop = lvl.network.hop_energy_pj
+            if hop:
+                terms.append(_Term(hop, words, rep(relevant, child)))
+            if output:
+                merged = networks_support(target, i, child, "spatial_reduction")
+                updates = rep(relevant, i if merged else child)
+                terms.append(_Term(lvl.update_pj + lvl.read_pj, words, updates))
+                terms.append(_Term(-lvl.read_pj, words, rep(relevant, i)))  # first writes
+            else:
+                shared = networks_support(target, i, child, "multicast")
+                terms.append(_Term(lvl.read_pj, words, rep(relevant, i if shared else child)))
+    return const, terms
+
+
+def _unrollings(space: MapSpace, spatial: list[Slot]) -> Iterator[tuple[int, ...]]:
+    """Every assignment of factors to the spatial slots that some point of the space has."""
+    per_dim: list[tuple[list[int], list[tuple[int, ...]]]] = []
+    for d in space.dims:
+        positions = [k for k, s in enumerate(space.slots[d]) if s.axis is not None]
+        if not positions:
+            continue
+        indices = [spatial.index(space.slots[d][k]) for k in positions]
+        choices = sorted({tuple(t[k] for k in positions) for t in space.factor_tuples[d]})
+        per_dim.append((indices, choices))
+    limit = {(s.level, s.axis): space.fanout[s.level][0 if s.axis == "X" else 1] for s in spatial}
+    factors = [1] * len(spatial)
+    used = dict.fromkeys(limit, 1)
+
+    def walk(depth: int) -> Iterator[tuple[int, ...]]:
+        if depth == len(per_dim):
+            yield tuple(factors)
+            return
+        indices, choices = per_dim[depth]
+        for choice in choices:
+            keys = [(spatial[k].level, spatial[k].axis) for k in indices]
+            for key, f in zip(keys, choice, strict=True):
+                used[key] *= f
+            if all(used[key] <= limit[key] for key in keys):
+                for k, f in zip(indices, choice, strict=True):
+                    factors[k] = f
+                yield from walk(depth + 1)
+            for key, f in zip(keys, choice, strict=True):
+                used[key] //= f
+        for k in indices:
+            factors[k] = 1
+
+    yield from walk(0)
