@@ -101,6 +101,7 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
 
     layers = []
     warnings = []
+    stopped: list[tuple[float, str]] = []
     first_of: dict[str, str] = {}
     unsolved = [layer.original.name for layer in module.layers if layer.result is None]
     for layer in module.layers:
@@ -112,30 +113,26 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
         signature = layer.nest.signature()
         shared = first_of.setdefault(signature, layer.original.name)
         report = result.report
-        solver = {
-            "status": report.status,
-            "objective": report.objective,
-            "bound": report.bound,
-            "gap": report.gap,
-            "time_s": report.time_s,
-            "mapper": report.mapper,
-            "evaluated": report.evaluated,
-        }
         if mapper == "cpsat" and report.gap > GAP_WARNING and shared == layer.original.name:
-            warnings.append(
-                f"layer {layer.original.name}: solver stopped at the time limit with "
-                f"gap {report.gap:.1%} (status {report.status}); best mapping found is used"
-            )
+            stopped.append((report.gap, layer.original.name))
         layers.append(
             LayerSchedule(
                 nest=layer.original,
                 mapping=result.mapping,
                 cost=cost,
-                solver=solver,
+                solver=report.to_dict(),
                 dataflow=getattr(layer.constraints, "dataflow", dataflow),
                 shared_with=None if shared == layer.original.name else shared,
                 notes=layer.notes,
             )
+        )
+    if stopped:
+        gap, name = max(stopped, key=lambda item: item[0])
+        solved = len(first_of)
+        warnings.append(
+            f"{len(stopped)} of {solved} distinct layers stopped at the time limit with a gap "
+            f"over {GAP_WARNING:.0%} (largest: layer {name}, {gap:.1%}); their best mappings "
+            "are used (solver.gap per layer in schedule.json; raise --time-limit to narrow)"
         )
     if unsolved:
         shown = ", ".join(unsolved[:10]) + (", ..." if len(unsolved) > 10 else "")
