@@ -40,17 +40,31 @@ class _Term:
 def spatial_bound_pj(space: MapSpace) -> float:
     """The cheapest unrolling's bound, never below the compulsory bound."""
     compulsory = lower_bound_pj(space.nest, space.target)
-    spatial = [s for d in space.dims for s in space.slots[d] if s.axis is not None]
+    ranked = ranked_unrollings(space)
+    if ranked is None or not ranked:
+        return compulsory
+    return max(compulsory, ranked[0][0])
+
+
+def ranked_unrollings(space: MapSpace) -> list[tuple[float, dict[Slot, int]]] | None:
+    """Every unrolling of the space with its bound, cheapest first (ties in enumeration
+    order); None when there are more than MAX_UNROLLINGS to enumerate."""
+    spatial = spatial_slots(space)
     const, terms = _terms(space, spatial)
-    best = math.inf
+    ranked = []
     for count, factors in enumerate(_unrollings(space, spatial)):
         if count >= MAX_UNROLLINGS:
-            return compulsory
+            return None
         value = const
         for term in terms:
             value += term.coef * term.words * math.prod(factors[k] for k in term.slots)
-        best = min(best, value)
-    return max(compulsory, best) if best < math.inf else compulsory
+        ranked.append((value, count, dict(zip(spatial, factors, strict=True))))
+    ranked.sort(key=lambda item: item[:2])
+    return [(value, unrolling) for value, _, unrolling in ranked]
+
+
+def spatial_slots(space: MapSpace) -> list[Slot]:
+    return [s for d in space.dims for s in space.slots[d] if s.axis is not None]
 
 
 def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:

@@ -1,17 +1,24 @@
-"""A quick warm start for CP-SAT: the best few of some random points, each improved one dim
-at a time.
+"""A quick warm start for CP-SAT: good points from random samples and from the most
+promising spatial unrollings, each improved one dim at a time.
 
 CP-SAT's first solutions on a large mapspace can be poor; a hint that is
 already good lets its time go into improving and bounding. Coordinate descent
 over the mapspace (re-tile one dim, or re-order one level, keep the best) is
-cheap with the analytical model and deterministic for a seed.
+cheap with the analytical model and deterministic for a seed. It cannot trade
+one unrolled dim for another when the array is full (two dims must change at
+once), so further starts fix each of the unrollings with the lowest spatial
+bound (:mod:`passes.bound`) and sample only the temporal factors; unrollings
+whose bound is no better than the best point found are skipped.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections import defaultdict
 
 from compiler.mapping import Mapping
+from passes.bound import ranked_unrollings
 from passes.mapspace import MapSpace, Slot
 from passes.search import (
     SearchOptions,
@@ -25,6 +32,8 @@ from passes.search import (
 START_SAMPLES = 300
 STARTS = 3
 EVALUATIONS_PER_START = 2500
+SAMPLES_PER_UNROLLING = 60
+UNROLLING_STARTS_PER_SECOND = 2  # of the solver time limit: more time, more starts
 SMALL_SPACE = 20_000
 
 
@@ -42,15 +51,58 @@ def warm_start(space: MapSpace, options: SearchOptions) -> SearchResult | None:
         point = _score(space, factors, orders, cap)
         if point is not None:
             starts[_key(factors, orders)] = point
-    ranked = sorted(starts.items(), key=lambda kv: rank_key(kv[1].cost, options.objective))
+    ranked = sorted(starts.values(), key=lambda point: rank_key(point.cost, options.objective))
     best = None
-    for _, result in ranked[:STARTS]:
-        found = _descend(space, result, options, cap)
-        if best is None or rank_key(found.cost, options.objective) < rank_key(
-            best.cost, options.objective
-        ):
-            best = found
+    for result in ranked[:STARTS]:
+        best = _better(best, _descend(space, result, options, cap), options)
+    count = max(1, round(UNROLLING_STARTS_PER_SECOND * options.time_limit_s))
+    for bound, unrolling in (ranked_unrollings(space) or [])[:count]:
+        if options.objective == "energy" and best is not None and bound >= best.cost.energy_pj:
+            break  # no point with this unrolling (or a later one) can do better
+        start = _sample_unrolling(space, unrolling, rng, cap, options)
+        if start is not None:
+            best = _better(best, _descend(space, start, options, cap), options)
     return best
+
+
+def _better(best: SearchResult | None, found: SearchResult, options: SearchOptions) -> SearchResult:
+    if best is None or rank_key(found.cost, options.objective) < rank_key(
+        best.cost, options.objective
+    ):
+        return found
+    return best
+
+
+def _sample_unrolling(
+    space: MapSpace,
+    unrolling: dict[Slot, int],
+    rng: random.Random,
+    cap: int | None,
+    options: SearchOptions,
+) -> SearchResult | None:
+    """The best of some random points whose spatial factors are ``unrolling``'s."""
+    choices = {}
+    for d in space.dims:
+        spatial = [k for k, s in enumerate(space.slots[d]) if s.axis is not None]
+        want = tuple(unrolling[space.slots[d][k]] for k in spatial)
+        choices[d] = _by_unrolling(space, d, tuple(spatial))[want]
+    best = None
+    for _ in range(SAMPLES_PER_UNROLLING):
+        factors = {d: rng.choice(choices[d]) for d in space.dims}
+        orders = tuple(rng.choice(c) for c in space.order_candidates)
+        point = _score(space, factors, orders, cap)
+        if point is not None:
+            best = _better(best, point, options)
+    return best
+
+
+def _by_unrolling(
+    space: MapSpace, dim: str, spatial: tuple[int, ...]
+) -> dict[tuple[int, ...], list[tuple[int, ...]]]:
+    groups: dict[tuple[int, ...], list[tuple[int, ...]]] = defaultdict(list)
+    for factors in space.factor_tuples[dim]:
+        groups[tuple(factors[k] for k in spatial)].append(factors)
+    return groups
 
 
 def _descend(
@@ -63,12 +115,18 @@ def _descend(
     improved = True
     while improved and evaluations < EVALUATIONS_PER_START:
         improved = False
-        moves = [("dim", d) for d in space.dims] + [
-            ("order", i) for i, c in enumerate(space.order_candidates) if len(c) > 1
-        ]
+        moves = (
+            [("dim", d) for d in space.dims]
+            + [("order", i) for i, c in enumerate(space.order_candidates) if len(c) > 1]
+            + [("pair", pair) for pair in itertools.combinations(space.dims, 2)]
+        )
         for kind, what in moves:
             if kind == "dim":
                 options_ = [({**factors, what: t}, orders) for t in space.factor_tuples[what]]
+            elif kind == "pair":
+                options_ = [
+                    ({**factors, **moved}, orders) for moved in _joint_shifts(space, factors, what)
+                ]
             else:
                 options_ = [
                     (factors, (*orders[:what], o, *orders[what + 1 :]))
@@ -82,6 +140,41 @@ def _descend(
                 ):
                     best, factors, orders, improved = point, f, o, True
     return best
+
+
+def _joint_shifts(
+    space: MapSpace, factors: dict[str, tuple[int, ...]], pair: tuple[str, str]
+) -> list[dict[str, tuple[int, ...]]]:
+    """Both dims' loops moved between the same two levels at once (a whole factor or one
+    prime of it each): e.g. P and Q out to DRAM together, where each alone costs more."""
+    shifts = [_shifts(space, d, factors[d]) for d in pair]
+    return [
+        {pair[0]: a, pair[1]: b}
+        for key, moved in shifts[0].items()
+        for a in moved
+        for b in shifts[1].get(key, ())
+    ]
+
+
+def _shifts(space: MapSpace, dim: str, tuple_: tuple[int, ...]) -> dict[tuple[int, int], list]:
+    """Per (from level, to level): the tuples with part of one temporal factor moved."""
+    temporal = [k for k, s in enumerate(space.slots[dim]) if s.axis is None]
+    out: dict[tuple[int, int], list] = defaultdict(list)
+    for src in temporal:
+        f = tuple_[src]
+        if f == 1:
+            continue
+        parts = {f} | {p for p in range(2, f) if f % p == 0 and all(p % q for q in range(2, p))}
+        for dst in temporal:
+            if dst == src:
+                continue
+            for part in sorted(parts):
+                moved = list(tuple_)
+                moved[src] //= part
+                moved[dst] *= part
+                key = (space.slots[dim][src].level, space.slots[dim][dst].level)
+                out[key].append(tuple(moved))
+    return out
 
 
 def _score(space: MapSpace, factors: dict, orders: tuple, cap: int | None) -> SearchResult | None:
