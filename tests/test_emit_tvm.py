@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import onnx
 import pytest
 
@@ -31,7 +32,10 @@ def test_resnet18_with_random_weights_scheduled_matches_onnxruntime(tmp_path: Pa
     # The module is loadable TVMScript; the weights travel in params.npz.
     mod = tvm.script.from_source((tmp_path / "tvm" / "module.py").read_text())
     assert any("joule.mapping" in (f.attrs or {}) for _gv, f in mod.functions_items())
-    assert (tmp_path / "tvm" / "params.npz").exists()
+    params = np.load(tmp_path / "tvm" / "params.npz")
+    assert params.files and all(params[name].size for name in params.files)
+    # Written atomically: no temporary file is left beside it.
+    assert sorted(p.name for p in (tmp_path / "tvm").iterdir() if p.name.startswith(".")) == []
 
 
 def test_cli_emit_tvm_and_timeloop_on_a_transformer_block(

@@ -10,6 +10,7 @@ a shared PrimFunc). The verification record goes into ``schedule.json``.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping as MappingABC
 from pathlib import Path
 from typing import Any
@@ -122,8 +123,9 @@ def write_module(
             f"# main takes the model's {len(constants)} weights after its inputs, by "
             "parameter name: np.load('params.npz')[name].\n"
         )
-        with open(directory / "params.npz", "wb") as fh:
-            np.savez(fh, **dict(constants))
+        buffer = io.BytesIO()
+        np.savez(buffer, **dict(constants))
+        write_atomic(directory / "params.npz", buffer.getvalue())
     text = _HEADER.format(model=model, target=target, params=params) + mod.script() + "\n"
     try:
         tvm.script.from_source(text)
