@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from compiler.cost.model import distinct_words, lower_bound_pj, networks_support
 from passes.mapspace import MapSpace, Slot
+from passes.offchip_bound import offchip_bound_pj
 
 MAX_UNROLLINGS = 200_000  # beyond this, fall back to the compulsory bound
 
@@ -35,32 +36,59 @@ class _Term:
     coef: float
     words: int
     slots: tuple[int, ...]  # indices into the space's spatial slot list
+    offchip: (
+        bool  # counts the outermost level serving a level below (what the off-chip bound covers)
+    )
 
 
-def spatial_bound_pj(space: MapSpace) -> float:
-    """The cheapest unrolling's bound, never below the compulsory bound."""
+def energy_bound_pj(space: MapSpace) -> float:
+    """The best certified bound, never below the compulsory bound: the cheapest
+    unrolling's, or the cheapest unrolling's on-chip part plus the off-chip bound
+    (:mod:`passes.offchip_bound`) where that is higher than its off-chip part."""
     compulsory = lower_bound_pj(space.nest, space.target)
-    ranked = ranked_unrollings(space)
-    if ranked is None or not ranked:
+    per_unrolling = _per_unrolling(space)
+    if not per_unrolling:
         return compulsory
-    return max(compulsory, ranked[0][0])
+    const, parts = per_unrolling
+    joint = const + min(onchip + offchip for onchip, offchip in parts)
+    outer = offchip_bound_pj(space)
+    offchip = min(o for _, o in parts)
+    if outer is not None and math.isfinite(outer):
+        offchip = max(offchip, outer)
+    split = const + min(onchip for onchip, _ in parts) + offchip
+    return max(compulsory, joint, split)
 
 
 def ranked_unrollings(space: MapSpace) -> list[tuple[float, dict[Slot, int]]] | None:
     """Every unrolling of the space with its bound, cheapest first (ties in enumeration
     order); None when there are more than MAX_UNROLLINGS to enumerate."""
+    per_unrolling = _per_unrolling(space)
+    if per_unrolling is None:
+        return None
+    const, parts = per_unrolling
+    spatial = spatial_slots(space)
+    ranked = sorted(
+        (const + onchip + offchip, k, factors)
+        for k, ((onchip, offchip), factors) in enumerate(
+            zip(parts, _unrollings(space, spatial), strict=False)
+        )
+    )
+    return [(value, dict(zip(spatial, f, strict=True))) for value, _, f in ranked]
+
+
+def _per_unrolling(space: MapSpace) -> tuple[float, list[tuple[float, float]]] | None:
+    """The constant part, and per unrolling its on-chip and off-chip terms' sums."""
     spatial = spatial_slots(space)
     const, terms = _terms(space, spatial)
-    ranked = []
+    parts = []
     for count, factors in enumerate(_unrollings(space, spatial)):
         if count >= MAX_UNROLLINGS:
             return None
-        value = const
+        sums = [0.0, 0.0]
         for term in terms:
-            value += term.coef * term.words * math.prod(factors[k] for k in term.slots)
-        ranked.append((value, count, dict(zip(spatial, factors, strict=True))))
-    ranked.sort(key=lambda item: item[:2])
-    return [(value, unrolling) for value, _, unrolling in ranked]
+            sums[term.offchip] += term.coef * term.words * math.prod(factors[k] for k in term.slots)
+        parts.append((sums[0], sums[1]))
+    return const, parts
 
 
 def spatial_slots(space: MapSpace) -> list[Slot]:
@@ -87,25 +115,28 @@ def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
             lvl = target.levels[i]
             child = keepers[k + 1] if k + 1 < len(keepers) else None
             if not output and k > 0:  # every instance is filled with the words it needs
-                terms.append(_Term(lvl.write_pj, words, rep(relevant, i)))
+                terms.append(_Term(lvl.write_pj, words, rep(relevant, i), False))
             if child is None:
                 const += nest.macs * lvl.read_pj
                 if output:
                     # Every MAC updates; all but each instance's first write also read.
                     const += nest.macs * lvl.update_pj
-                    terms.append(_Term(-lvl.read_pj, words, rep(relevant, i)))
+                    terms.append(_Term(-lvl.read_pj, words, rep(relevant, i), False))
                 continue
+            serves = i == 0  # the outermost level serving a level below
             hop = lvl.network.hop_energy_pj
             if hop:
-                terms.append(_Term(hop, words, rep(relevant, child)))
+                terms.append(_Term(hop, words, rep(relevant, child), serves))
             if output:
                 merged = networks_support(target, i, child, "spatial_reduction")
                 updates = rep(relevant, i if merged else child)
-                terms.append(_Term(lvl.update_pj + lvl.read_pj, words, updates))
-                terms.append(_Term(-lvl.read_pj, words, rep(relevant, i)))  # first writes
+                terms.append(_Term(lvl.update_pj + lvl.read_pj, words, updates, serves))
+                terms.append(_Term(-lvl.read_pj, words, rep(relevant, i), serves))  # first writes
             else:
                 shared = networks_support(target, i, child, "multicast")
-                terms.append(_Term(lvl.read_pj, words, rep(relevant, i if shared else child)))
+                terms.append(
+                    _Term(lvl.read_pj, words, rep(relevant, i if shared else child), serves)
+                )
     return const, terms
 
 

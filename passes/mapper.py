@@ -7,7 +7,7 @@ import math
 
 from compiler.errors import JouleError, TargetError
 from compiler.ir.loopnest import LoopNest
-from passes.bound import spatial_bound_pj
+from passes.bound import energy_bound_pj
 from passes.cpsat_search import solve_cpsat
 from passes.exhaustive import solve_exhaustive
 from passes.mapspace import MapSpace, SpaceConstraints
@@ -40,7 +40,7 @@ def map_layer(
     if result is None:
         raise _no_mapping(space, options)
     return dataclasses.replace(
-        result, report=_with_energy_bound(result.report, spatial_bound_pj(space), options)
+        result, report=_with_energy_bound(result.report, energy_bound_pj(space), options)
     )
 
 

@@ -1,20 +1,22 @@
-"""The spatial energy bound: below every mapping of the space (also checked against the
-exhaustive optimum in test_mapper_optimality), and stronger than the compulsory bound
-where the unrolling decides a cost."""
+"""The energy bound (spatial + off-chip): below every mapping of the space (also checked
+against the exhaustive optimum in test_mapper_optimality), and stronger than the
+compulsory bound where the unrolling or the buffers decide a cost."""
 
 from __future__ import annotations
 
 import random
 
 import pytest
+from test_mapper_optimality import random_layer
 
 from compiler.cost.model import lower_bound_pj
 from compiler.ir.builders import conv2d, matmul
 from compiler.ir.loopnest import ROLES, LoopNest
-from passes.bound import spatial_bound_pj
+from passes.bound import _per_unrolling, energy_bound_pj
 from passes.canonicalize import drop_unit_dims
 from passes.dataflow import space_constraints
 from passes.exhaustive import solve_exhaustive
+from passes.local_search import warm_start
 from passes.mapspace import MapSpace
 from passes.search import SearchOptions, score_point
 from targets import bundled_targets, load_target
@@ -28,10 +30,11 @@ def test_no_random_point_of_a_larger_space_beats_the_bound(target_name: str) -> 
     for index in range(12):
         nest = drop_unit_dims(_larger_layer(rng, index))
         space = MapSpace(nest, target, space_constraints(nest, target))
-        bound = spatial_bound_pj(space)
+        bound = energy_bound_pj(space)
         for _ in range(200):
             factors = {d: rng.choice(space.factor_tuples[d]) for d in space.dims}
-            orders = tuple(rng.choice(c) for c in space.order_candidates)
+            # Any permutation, as the random mapper draws (not only the space's orders).
+            orders = tuple(tuple(rng.sample(c[0], len(c[0]))) for c in space.order_candidates)
             if not space.spatial_fits(factors):
                 continue
             cost = score_point(space, space.mapping(factors, orders))
@@ -56,6 +59,79 @@ def _larger_layer(rng: random.Random, index: int) -> LoopNest:
         stride=rng.choice([1, 2]),
         groups=rng.choice([1, 1, 2]),
     )
+
+
+REAL_LAYERS = {
+    "strided 1x1": dict(k=512, c=256, p=28, q=28, r=1, s=1, stride=2),
+    "3x3": dict(k=128, c=128, p=28, q=28, r=3, s=3),
+    "7x7 stride 2": dict(k=64, c=3, p=112, q=112, r=7, s=7, stride=2),
+    "depthwise": dict(k=1, c=1, groups=96, p=56, q=56, r=3, s=3, stride=2),
+}
+
+
+@pytest.mark.parametrize("shape", REAL_LAYERS)
+def test_real_layers_searched_well_stay_above_the_bound(shape: str) -> None:
+    # Good mappings (the warm start's) are where a bound that is too strong would show.
+    target = load_target("eyeriss")
+    nest = drop_unit_dims(conv2d(shape, **REAL_LAYERS[shape]))
+    space = MapSpace(nest, target, space_constraints(nest, target))
+    found = warm_start(space, SearchOptions(time_limit_s=0.5))
+    assert found is not None
+    bound = energy_bound_pj(space)
+    assert lower_bound_pj(nest, target) <= bound <= found.cost.energy_pj
+
+
+def _tight_target() -> Target:
+    """A small buffer under DRAM, then 2 PEs whose weight buffers hold 4 words each."""
+    return Target(
+        "tight",
+        "buffers small enough that small layers overflow them",
+        (
+            StorageLevel("DRAM", frozenset(ROLES), read_pj=50.0, write_pj=50.0, update_pj=50.0),
+            StorageLevel(
+                "buffer",
+                frozenset({"input", "output"}),
+                capacity_words=12,
+                read_pj=3.0,
+                write_pj=3.0,
+                update_pj=3.0,
+                network=Network(multicast=True, spatial_reduction=True),
+            ),
+            StorageLevel(
+                "PE",
+                frozenset({"weight"}),
+                instances=2,
+                mesh_y=2,
+                capacity_words=4,
+                read_pj=1.0,
+                write_pj=1.0,
+                update_pj=1.0,
+            ),
+        ),
+        mac_energy_pj=0.5,
+    )
+
+
+def test_bound_holds_when_tiles_overflow_the_buffers() -> None:
+    # Exhaustively: the off-chip part charges reloads forced by the small buffers
+    # (it must raise the bound on some layers) and never passes the optimum.
+    rng = random.Random("tight")
+    target = _tight_target()
+    raised = checked = 0
+    for index in range(60):
+        nest = drop_unit_dims(random_layer(rng, index))
+        space = MapSpace(nest, target, space_constraints(nest, target))
+        if space.size > 20_000:
+            continue
+        best = solve_exhaustive(space, SearchOptions())
+        if best is None:
+            continue
+        checked += 1
+        bound = energy_bound_pj(space)
+        assert bound <= best.cost.energy_pj * (1 + 1e-12), (nest.name, bound, best.cost.energy_pj)
+        const, parts = _per_unrolling(space)
+        raised += bound > (const + min(a + b for a, b in parts)) * (1 + 1e-9)
+    assert checked >= 20 and raised > 0
 
 
 def _array_target(spatial: str) -> Target:
@@ -98,6 +174,6 @@ def test_partial_sums_pay_reads_the_array_cannot_share() -> None:
     best = solve_exhaustive(space, SearchOptions())
     assert best is not None
     compulsory = lower_bound_pj(nest, target)
-    assert spatial_bound_pj(space) - compulsory == pytest.approx(14 - 8)
+    assert energy_bound_pj(space) - compulsory == pytest.approx(14 - 8)
     # With unbounded PE buffers nothing else is lost: the bound is the optimum.
-    assert spatial_bound_pj(space) == pytest.approx(best.cost.energy_pj)
+    assert energy_bound_pj(space) == pytest.approx(best.cost.energy_pj)

@@ -12,7 +12,7 @@ import pytest
 from compiler.cost.model import lower_bound_pj
 from compiler.ir.builders import conv2d, matmul
 from compiler.ir.loopnest import LoopNest
-from passes.bound import spatial_bound_pj
+from passes.bound import energy_bound_pj
 from passes.canonicalize import drop_unit_dims
 from passes.cpsat_search import solve_cpsat
 from passes.dataflow import space_constraints
@@ -91,7 +91,7 @@ def test_cpsat_energy_equals_exhaustive_optimum(target_name: str) -> None:
         # The solver's certified bound is a true lower bound of the optimum.
         assert found.report.bound <= best.cost.energy_pj * 1.0001
         # So is the spatial bound (passes/bound.py), never weaker than the compulsory one.
-        bound = spatial_bound_pj(space)
+        bound = energy_bound_pj(space)
         assert lower_bound_pj(space.nest, space.target) <= bound, space.nest.name
         assert bound <= best.cost.energy_pj * (1 + 1e-12), space.nest.name
         stronger += bound > lower_bound_pj(space.nest, space.target) * (1 + 1e-9)

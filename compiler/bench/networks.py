@@ -133,8 +133,8 @@ def markdown(data: dict[str, Any]) -> str:
             f"CP-SAT, objective energy, dataflow free, {data['time_limit_s']:g} s (deterministic) "
             f"per distinct layer, {data['workers']} worker processes; whole suite "
             f"{data['total_time_s']:.0f} s wall on {data['machine']['cpus']} CPUs. "
-            "`bound` is the compulsory lower bound (each tensor word crosses DRAM once, each MAC "
-            "reads its operands from the innermost level once); `x bound` = energy / bound. "
+            "`bound` is the sum of every layer's certified energy bound (the compulsory, spatial "
+            "and off-chip bounds of docs/cost-model.md); `x bound` = energy / bound. "
             "Energies of `eyeriss` are pJ (Accelergy 65 nm); the other targets use normalised "
             "costs (1 MAC = 1). `util` = MACs / (cycles x PEs).",
             "",
@@ -159,7 +159,7 @@ def _plots(rows: list[dict[str, Any]]) -> dict[str, bytes]:
     return {
         "networks_energy.png": grouped_bars(
             epm,
-            ylabel="energy / compulsory lower bound",
+            ylabel="energy / certified lower bound",
             title="Mapped energy relative to the lower bound, per network and target",
         ),
         "networks_utilization.png": grouped_bars(

@@ -1,0 +1,174 @@
+"""The off-chip bound: what the outermost level (DRAM) must serve, given its own loops.
+
+How often an on-chip copy of a tensor is reloaded depends on the loops at the
+outermost level: once per iteration of every loop the tensor does not depend
+on, except the innermost run of such loops (its stationarity). Whatever the
+order, the innermost looping dim is relevant to some tensors, and those get no
+run at all: they are reloaded once per iteration of *every* irrelevant outer
+loop. And the tiles the level below holds are boxes of everything inside the
+outer loops, which must fit its capacity: a strided layer that keeps whole
+rows on chip pays for the rows the stride skips. So, over every factorisation
+of the dims at the outermost level, every choice of the innermost looping dim
+``d`` and subject to the capacity of the level below::
+
+    reads_t   >= words_t x R_t        (tiles that slide or sit deeper: distinct words)
+    reads_t   =  box_t x P_t x R_t    (the next level keeps t in one instance and
+                                       t's axes each follow one dim)
+    updates_o >= words_o x R_o        (outputs: one drain per reload of partial sums)
+
+with ``R_t`` the product of ``t``-irrelevant outer factors when ``d`` is relevant
+to ``t``, else 1, and ``P_t`` the product of its relevant outer factors. A run
+over an outer loop keeps every word one outer iteration uses on chip, in the
+first level below that keeps the tensor: when they cannot fit there (in all
+its instances), ``R_t`` is the full product whatever ``d``. This
+holds for any loop order (the random mapper's permutations included). The
+minimum is a certified bound on the outermost level's energy
+(docs/cost-model.md, "Lower bounds").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from compiler.cost.model import distinct_words
+from compiler.ir.loopnest import Tensor
+from passes.mapspace import MapSpace
+
+MAX_TILINGS = 400_000  # outer factorisations enumerated at once (numpy, a few MB)
+
+
+def offchip_bound_pj(space: MapSpace) -> float | None:
+    """The least energy the outermost level can spend serving the levels below; None
+    when the space is too large to enumerate (the caller keeps its other bounds)."""
+    nest = space.nest
+    dims = [d for d in space.dims if any(s.level == 0 and s.axis is None for s in space.slots[d])]
+    choices = [sorted({t[_outer_slot(space, d)] for t in space.factor_tuples[d]}) for d in dims]
+    if math.prod(len(c) for c in choices) > MAX_TILINGS:
+        return None
+    grids = np.meshgrid(*[np.array(c, dtype=np.float64) for c in choices], indexing="ij")
+    size = grids[0].size if grids else 1
+    ones = np.ones(size)
+    f0 = {d: g.ravel() for d, g in zip(dims, grids, strict=True)}
+    inner = {d: nest.extents[d] / f0.get(d, ones) for d in nest.dim_names}
+    feasible = _fits_below(space, inner, size)
+    best = math.inf
+    looping_none = np.ones(size, dtype=bool)
+    for d in dims:
+        looping_none &= f0[d] == 1
+    # Nothing loops outside: every tensor is loaded once.
+    full = {t.role: _irrelevant_product(t, dims, f0, ones) for t in nest.tensors}
+    resident = {t.role: _stays_on_chip(space, t, inner, size) for t in nest.tensors}
+    cases = [(None, looping_none)] + [(d, f0[d] > 1) for d in dims]
+    for innermost, where in cases:
+        energy = np.zeros(size)
+        for tensor in nest.tensors:
+            reloads = full[tensor.role]
+            if innermost is None or innermost not in tensor.relevant_dims:
+                reloads = np.where(resident[tensor.role], 1.0, reloads)
+            energy += _tensor_energy(space, tensor, reloads, f0, inner, ones)
+        energy = np.where(where & feasible, energy, np.inf)
+        best = min(best, float(energy.min()))
+    return best
+
+
+def _irrelevant_product(
+    tensor: Tensor, dims: list[str], f0: dict[str, np.ndarray], ones: np.ndarray
+) -> np.ndarray:
+    product = np.ones_like(ones)
+    for d in dims:
+        if d not in tensor.relevant_dims:
+            product = product * f0[d]
+    return product
+
+
+def _stays_on_chip(
+    space: MapSpace, tensor: Tensor, inner: dict[str, np.ndarray], size: int
+) -> np.ndarray:
+    """Whether the words of ``tensor`` one outer iteration uses can fit in the first level
+    below that keeps it (all its instances): counted low, so only a sure overflow says no."""
+    keepers = [i for i, lvl in enumerate(space.target.levels) if tensor.role in lvl.keeps]
+    if len(keepers) < 2:
+        return np.ones(size, dtype=bool)
+    level = space.target.levels[keepers[1]]
+    cap = level.capacity_for(tensor.role) or level.capacity_words
+    if cap is None:
+        return np.ones(size, dtype=bool)
+    counts = [
+        np.maximum.reduce([inner[d] for d in axis.dims]) if axis.dims else np.ones(size)
+        for axis in tensor.projection
+    ]
+    dims_per_axis = [set(axis.dims) for axis in tensor.projection]
+    disjoint = sum(len(a) for a in dims_per_axis) == len(set().union(*dims_per_axis))
+    words = np.prod(counts, axis=0) if disjoint else np.maximum.reduce(counts)
+    return words <= cap * level.instances
+
+
+def _outer_slot(space: MapSpace, dim: str) -> int:
+    return next(k for k, s in enumerate(space.slots[dim]) if s.level == 0 and s.axis is None)
+
+
+def _tensor_energy(
+    space: MapSpace,
+    tensor: Tensor,
+    reloads: np.ndarray,
+    f0: dict[str, np.ndarray],
+    inner: dict[str, np.ndarray],
+    ones: np.ndarray,
+) -> np.ndarray:
+    """The outermost level's energy serving ``tensor``, at least (0 if nothing keeps it below)."""
+    target = space.target
+    keepers = [i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps]
+    if len(keepers) < 2:
+        return np.zeros_like(ones)  # read per MAC from the outermost level: in the constant
+    outer = target.levels[0]
+    relevant = tensor.relevant_dims
+    if tensor.role == "output":
+        words = math.prod(space.nest.extents[d] for d in relevant)
+        updates = words * reloads
+        hop = outer.network.hop_energy_pj * updates
+        return updates * outer.update_pj + (updates - words) * outer.read_pj + hop
+    if _exact_box(space, tensor, keepers[1]):
+        reads = reloads * _box(tensor, inner, len(ones))
+        for d in relevant:
+            reads = reads * f0.get(d, ones)
+    else:
+        reads = distinct_words(space.nest, tensor) * reloads
+    return reads * (outer.read_pj + outer.network.hop_energy_pj)
+
+
+def _box(tensor: Tensor, inner: dict[str, np.ndarray], size: int) -> np.ndarray:
+    box = np.ones(size)
+    for axis in tensor.projection:
+        box = box * (sum(abs(c) * (inner[d] - 1) for d, c in axis.terms) + 1)
+    return box
+
+
+def _exact_box(space: MapSpace, tensor: Tensor, child: int) -> bool:
+    """Reads are exactly box x tiles x refetches: one instance below, no sliding windows."""
+    return (
+        child == 1
+        and space.fanout[0] == (1, 1)
+        and all(len(axis.terms) <= 1 for axis in tensor.projection)
+    )
+
+
+def _fits_below(space: MapSpace, inner: dict[str, np.ndarray], size: int) -> np.ndarray:
+    """Outer factorisations whose tiles fit the level below (when it is a single instance)."""
+    ok = np.ones(size, dtype=bool)
+    if len(space.target.levels) < 2 or space.fanout[0] != (1, 1):
+        return ok
+    level = space.target.levels[1]
+    total = np.zeros(size)
+    for tensor in space.nest.tensors:
+        if tensor.role not in level.keeps:
+            continue
+        tile = _box(tensor, inner, size)
+        total += tile
+        cap = level.capacity_for(tensor.role)
+        if cap is not None:
+            ok &= tile <= cap
+    if level.capacity_words is not None:
+        ok &= total <= level.capacity_words
+    return ok
