@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from compiler.cost.model import distinct_words, lower_bound_pj, networks_support
+from compiler.ir.loopnest import Tensor
 from passes.mapspace import MapSpace, Slot
 from passes.offchip_bound import offchip_bound_pj
 
@@ -30,15 +31,44 @@ MAX_UNROLLINGS = 200_000  # beyond this, fall back to the compulsory bound
 
 
 @dataclass(frozen=True)
+class _Footprint:
+    """Instances of a level times the words each at least touches, over ``divisor``."""
+
+    axes: tuple[
+        tuple[tuple[int, tuple[int, ...]], ...], ...
+    ]  # per axis, dim: (extent, slots above)
+    disjoint: bool  # no dim spans two axes: per-axis counts multiply
+    above: tuple[int, ...]  # spatial slots above the level (their product: the instances)
+    divisor: tuple[int, ...]  # slots whose product divides it (multicast sharing)
+
+
+@dataclass(frozen=True)
 class _Term:
-    """``coef * words * product of spatial factors of the listed slots``."""
+    """``coef * max(words * product of the slots' factors, footprint words)``."""
 
     coef: float
     words: int
     slots: tuple[int, ...]  # indices into the space's spatial slot list
-    offchip: (
-        bool  # counts the outermost level serving a level below (what the off-chip bound covers)
-    )
+    offchip: bool  # the outermost level serving a level below: what the off-chip bound covers
+    footprint: _Footprint | None = None
+
+    def value(self, factors: tuple[int, ...]) -> float:
+        count = self.words * math.prod(factors[k] for k in self.slots)
+        if self.footprint is not None:
+            count = max(count, _footprint_words(self.footprint, factors))
+        return self.coef * count
+
+
+def _footprint_words(fp: _Footprint, factors: tuple[int, ...]) -> float:
+    """Sliding windows: an instance whose spatial coordinates fix part of each dim still
+    touches, along each axis, at least as many values as its largest remaining dim."""
+    counts = [
+        max((extent / math.prod(factors[k] for k in slots) for extent, slots in axis), default=1)
+        for axis in fp.axes
+    ]
+    per_instance = math.prod(counts) if fp.disjoint else max(counts, default=1)
+    instances = math.prod(factors[k] for k in fp.above)
+    return per_instance * instances / math.prod(factors[k] for k in fp.divisor)
 
 
 def energy_bound_pj(space: MapSpace) -> float:
@@ -86,7 +116,7 @@ def _per_unrolling(space: MapSpace) -> tuple[float, list[tuple[float, float]]] |
             return None
         sums = [0.0, 0.0]
         for term in terms:
-            sums[term.offchip] += term.coef * term.words * math.prod(factors[k] for k in term.slots)
+            sums[term.offchip] += term.value(factors)
         parts.append((sums[0], sums[1]))
     return const, parts
 
@@ -103,6 +133,22 @@ def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
     def rep(relevant: frozenset[str], level: int) -> tuple[int, ...]:
         return tuple(k for k, s in enumerate(spatial) if s.level < level and s.dim not in relevant)
 
+    def footprint(tensor: Tensor, level: int, divisor: tuple[int, ...] = ()) -> _Footprint:
+        axes = tuple(
+            tuple(
+                (
+                    nest.extents[d],
+                    tuple(k for k, s in enumerate(spatial) if s.level < level and s.dim == d),
+                )
+                for d in axis.dims
+            )
+            for axis in tensor.projection
+        )
+        dims_per_axis = [set(axis.dims) for axis in tensor.projection]
+        disjoint = sum(len(a) for a in dims_per_axis) == len(set().union(*dims_per_axis))
+        above = tuple(k for k, s in enumerate(spatial) if s.level < level)
+        return _Footprint(axes, disjoint, above, divisor)
+
     for tensor in nest.tensors:
         relevant = tensor.relevant_dims
         keepers = [i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps]
@@ -115,7 +161,9 @@ def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
             lvl = target.levels[i]
             child = keepers[k + 1] if k + 1 < len(keepers) else None
             if not output and k > 0:  # every instance is filled with the words it needs
-                terms.append(_Term(lvl.write_pj, words, rep(relevant, i), False))
+                terms.append(
+                    _Term(lvl.write_pj, words, rep(relevant, i), False, footprint(tensor, i))
+                )
             if child is None:
                 const += nest.macs * lvl.read_pj
                 if output:
@@ -126,7 +174,8 @@ def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
             serves = i == 0  # the outermost level serving a level below
             hop = lvl.network.hop_energy_pj
             if hop:
-                terms.append(_Term(hop, words, rep(relevant, child), serves))
+                window = None if output else footprint(tensor, child)
+                terms.append(_Term(hop, words, rep(relevant, child), serves, window))
             if output:
                 merged = networks_support(target, i, child, "spatial_reduction")
                 updates = rep(relevant, i if merged else child)
@@ -134,8 +183,16 @@ def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
                 terms.append(_Term(-lvl.read_pj, words, rep(relevant, i), serves))  # first writes
             else:
                 shared = networks_support(target, i, child, "multicast")
+                # Multicast serves children needing identical data (differing in dims the
+                # tensor ignores) with one read; overlapping windows are read for each.
+                between = tuple(
+                    k
+                    for k, s in enumerate(spatial)
+                    if i <= s.level < child and s.dim not in relevant
+                )
+                window = footprint(tensor, child, between if shared else ())
                 terms.append(
-                    _Term(lvl.read_pj, words, rep(relevant, i if shared else child), serves)
+                    _Term(lvl.read_pj, words, rep(relevant, i if shared else child), serves, window)
                 )
     return const, terms
 
