@@ -177,3 +177,37 @@ def test_partial_sums_pay_reads_the_array_cannot_share() -> None:
     assert energy_bound_pj(space) - compulsory == pytest.approx(14 - 8)
     # With unbounded PE buffers nothing else is lost: the bound is the optimum.
     assert energy_bound_pj(space) == pytest.approx(best.cost.energy_pj)
+
+
+def test_overlapping_windows_of_pes_are_each_filled() -> None:
+    # A 1-D convolution out[q] += in[q + s] * w[s], q = 4, s = 2, with s only
+    # unrollable (across 2 PEs that keep the input): PE s needs in[s .. s + 3], so
+    # 2 x 4 = 8 words are read from DRAM and filled into the PEs, though the input
+    # has only 5 distinct words (multicast serves identical data only).
+    nest = drop_unit_dims(conv2d("1d", k=1, c=1, p=1, q=4, r=1, s=2))
+    pes = StorageLevel(
+        "PE",
+        frozenset({"input"}),
+        instances=2,
+        mesh_y=2,
+        read_pj=1.0,
+        write_pj=2.0,
+        constraints=LevelConstraints(temporal_dims=frozenset({"Q"})),
+    )
+    dram = StorageLevel(
+        "DRAM",
+        frozenset(ROLES),
+        read_pj=10.0,
+        write_pj=10.0,
+        update_pj=10.0,
+        constraints=LevelConstraints(temporal_dims=frozenset({"Q"}), spatial_y=frozenset({"S"})),
+    )
+    target = Target("windows", "2 PEs splitting a window", (dram, pes), mac_energy_pj=0.0)
+    space = MapSpace(nest, target, space_constraints(nest, target))
+    best = solve_exhaustive(space, SearchOptions())
+    assert best is not None
+    assert best.cost.accesses["PE"]["input"].fills == 8
+    bound = energy_bound_pj(space)
+    assert bound == pytest.approx(best.cost.energy_pj)
+    # Counting distinct words only (5) would leave 3 x (10 + 2) pJ out.
+    assert bound - lower_bound_pj(nest, target) == pytest.approx(3 * (10.0 + 2.0))
