@@ -1,19 +1,23 @@
-"""The spatial lower bound: no mapping of the space spends less energy than this.
+"""The energy bound: no mapping of the space spends less energy than this.
 
 The compulsory bound of the cost model charges every word once per keeper level
 whatever the spatial unrolling. But unrolling a dim across instances copies every
-tensor that dim does not index into each of them, and it decides how many
-instances share the reduction of each output word (only those save the
-read-modify-write of a partial sum in the innermost buffer). Both are fixed by
-the spatial factors alone, so this bound enumerates every spatial unrolling the
-space allows and takes the cheapest::
+tensor that dim does not index into each of them (and overlapping windows into
+each instance that needs them), and it decides how many instances share the
+reduction of each output word (only those save the read-modify-write of a
+partial sum in the innermost buffer). These are fixed by the spatial factors
+alone, so the spatial bound enumerates every unrolling the space allows and
+takes the cheapest::
 
-    bound = min over unrollings S of  const + sum_terms coef * words * rep_t(level, S)
+    spatial = min over unrollings S of  const + sum_terms coef * count_t(level, S)
 
-where ``rep_t(i, S)`` is the product of the spatial factors above level ``i`` of
-dims tensor ``t`` does not index (``i``'s instances that need the same words).
-Per unrolling, each term is the smallest count the cost model can give
-(docs/cost-model.md, "Lower bounds"), so the minimum is a certified bound.
+where ``count_t`` is at least ``words_t * rep_t(level, S)`` (``rep``: the spatial
+factors above the level of dims ``t`` does not index: the instances that need the
+same words) and at least the instances times each one's footprint. The terms of
+the outermost level serving the levels below are then raised to the off-chip
+bound (:mod:`passes.offchip_bound`) when that is higher. Per unrolling each
+term is the smallest count the cost model can give (docs/cost-model.md, "Lower
+bounds"), so the result is a certified bound.
 """
 
 from __future__ import annotations
