@@ -22,6 +22,7 @@ bounds"), so the result is a certified bound.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,9 +39,8 @@ MAX_UNROLLINGS = 200_000  # beyond this, fall back to the compulsory bound
 class _Footprint:
     """Instances of a level times the words each at least touches, over ``divisor``."""
 
-    axes: tuple[
-        tuple[tuple[int, tuple[int, ...]], ...], ...
-    ]  # per axis, dim: (extent, slots above)
+    # Per axis, per dim on it: (its extent, its spatial slots above the level).
+    axes: tuple[tuple[tuple[int, tuple[int, ...]], ...], ...]
     disjoint: bool  # no dim spans two axes: per-axis counts multiply
     above: tuple[int, ...]  # spatial slots above the level (their product: the instances)
     divisor: tuple[int, ...]  # slots whose product divides it (multicast sharing)
@@ -81,15 +81,15 @@ def energy_bound_pj(space: MapSpace) -> float:
     (:mod:`passes.offchip_bound`) where that is higher than its off-chip part."""
     compulsory = lower_bound_pj(space.nest, space.target)
     per_unrolling = _per_unrolling(space)
-    if not per_unrolling:
+    if not per_unrolling or not per_unrolling[1]:
         return compulsory
     const, parts = per_unrolling
-    joint = const + min(onchip + offchip for onchip, offchip in parts)
+    joint = const + min(onchip + offchip for onchip, offchip, _ in parts)
     outer = offchip_bound_pj(space)
-    offchip = min(o for _, o in parts)
+    offchip = min(o for _, o, _ in parts)
     if outer is not None and math.isfinite(outer):
         offchip = max(offchip, outer)
-    split = const + min(onchip for onchip, _ in parts) + offchip
+    split = const + min(onchip for onchip, _, _ in parts) + offchip
     return max(compulsory, joint, split)
 
 
@@ -102,15 +102,15 @@ def ranked_unrollings(space: MapSpace) -> list[tuple[float, dict[Slot, int]]] | 
     const, parts = per_unrolling
     spatial = spatial_slots(space)
     ranked = sorted(
-        (const + onchip + offchip, k, factors)
-        for k, ((onchip, offchip), factors) in enumerate(
-            zip(parts, _unrollings(space, spatial), strict=False)
-        )
+        (const + onchip + offchip, k, factors) for k, (onchip, offchip, factors) in enumerate(parts)
     )
     return [(value, dict(zip(spatial, f, strict=True))) for value, _, f in ranked]
 
 
-def _per_unrolling(space: MapSpace) -> tuple[float, list[tuple[float, float]]] | None:
+@functools.lru_cache(maxsize=8)  # the mapper bounds a space and the warm start ranks it
+def _per_unrolling(
+    space: MapSpace,
+) -> tuple[float, list[tuple[float, float, tuple[int, ...]]]] | None:
     """The constant part, and per unrolling its on-chip and off-chip terms' sums."""
     spatial = spatial_slots(space)
     const, terms = _terms(space, spatial)
@@ -121,7 +121,7 @@ def _per_unrolling(space: MapSpace) -> tuple[float, list[tuple[float, float]]] |
         sums = [0.0, 0.0]
         for term in terms:
             sums[term.offchip] += term.value(factors)
-        parts.append((sums[0], sums[1]))
+        parts.append((sums[0], sums[1], factors))
     return const, parts
 
 

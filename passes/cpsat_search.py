@@ -128,10 +128,7 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
             bound = bound / scale + nest.macs * target.mac_energy_pj
         elif options.objective == "edp":
             bound = value if status == cp_model.OPTIMAL else 0.0
-    if options.objective == "energy":
-        # The compulsory bound is a valid bound too (often the tighter one).
-        bound = max(bound, best.cost.lower_bound_pj)
-    bound = min(bound, value)
+    bound = min(bound, value)  # map_layer raises it to the space's energy bound
     gap = 0.0 if status == cp_model.OPTIMAL else max(0.0, (value - bound) / value)
     name = "FEASIBLE" if status == cp_model.UNKNOWN else solver.StatusName(status)
     report = SolverReport("cpsat", name, value, bound, gap, elapsed, solver.NumBranches())

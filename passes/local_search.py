@@ -13,6 +13,7 @@ whose bound is no better than the best point found are skipped.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from collections import defaultdict
@@ -96,6 +97,7 @@ def _sample_unrolling(
     return best
 
 
+@functools.lru_cache(maxsize=64)  # once per dim of a space, not once per start
 def _by_unrolling(
     space: MapSpace, dim: str, spatial: tuple[int, ...]
 ) -> dict[tuple[int, ...], list[tuple[int, ...]]]:

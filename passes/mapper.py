@@ -49,7 +49,6 @@ def _with_energy_bound(
 ) -> SolverReport:
     """Record the space's energy bound; for the energy objective it can only raise the
     solver's bound (and so shrink the gap), never past the objective."""
-    bound_pj = max(bound_pj, report.energy_bound_pj)
     if options.objective != "energy" or report.status == "OPTIMAL":
         return dataclasses.replace(report, energy_bound_pj=bound_pj)
     bound = min(report.objective, max(report.bound, bound_pj))

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_interrupt import _alive, _children
+from test_interrupt import _alive, _children, _rows
 
 from compiler import cache as cache_module
 from compiler.cache import ResultCache, default_cache_path, open_cache, result_key
@@ -278,14 +278,6 @@ def _compile(args: list[str], cwd: Path) -> subprocess.Popen:
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-
-
-def _rows(path: Path) -> int:
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        return conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def test_two_compiles_share_a_cache_and_a_sigkilled_one_harms_nothing(tmp_path: Path) -> None:
