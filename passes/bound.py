@@ -93,7 +93,18 @@ def energy_bound_pj(space: MapSpace) -> float:
     return max(compulsory, joint, split)
 
 
-def ranked_unrollings(space: MapSpace) -> list[tuple[float, dict[Slot, int]]] | None:
+@dataclass(frozen=True)
+class RankedUnrolling:
+    """One unrolling and its bound, split into the part on chip (with the constant) and
+    the part the outermost level serves (which the off-chip bound can raise)."""
+
+    bound: float
+    onchip: float
+    offchip: float
+    factors: dict[Slot, int]
+
+
+def ranked_unrollings(space: MapSpace) -> list[RankedUnrolling] | None:
     """Every unrolling of the space with its bound, cheapest first (ties in enumeration
     order); None when there are more than MAX_UNROLLINGS to enumerate."""
     per_unrolling = _per_unrolling(space)
@@ -102,9 +113,13 @@ def ranked_unrollings(space: MapSpace) -> list[tuple[float, dict[Slot, int]]] | 
     const, parts = per_unrolling
     spatial = spatial_slots(space)
     ranked = sorted(
-        (const + onchip + offchip, k, factors) for k, (onchip, offchip, factors) in enumerate(parts)
+        (const + onchip + offchip, k, onchip, offchip, factors)
+        for k, (onchip, offchip, factors) in enumerate(parts)
     )
-    return [(value, dict(zip(spatial, f, strict=True))) for value, _, f in ranked]
+    return [
+        RankedUnrolling(value, const + onchip, offchip, dict(zip(spatial, f, strict=True)))
+        for value, _, onchip, offchip, f in ranked
+    ]
 
 
 @functools.lru_cache(maxsize=8)  # the mapper bounds a space and the warm start ranks it

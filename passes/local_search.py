@@ -57,10 +57,11 @@ def warm_start(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     for result in ranked[:STARTS]:
         best = _better(best, _descend(space, result, options, cap), options)
     count = max(1, round(UNROLLING_STARTS_PER_SECOND * options.time_limit_s))
-    for bound, unrolling in (ranked_unrollings(space) or [])[:count]:
-        if options.objective == "energy" and best is not None and bound >= best.cost.energy_pj:
+    for entry in (ranked_unrollings(space) or [])[:count]:
+        energy = best.cost.energy_pj if best is not None else None
+        if options.objective == "energy" and energy is not None and entry.bound >= energy:
             break  # no point with this unrolling (or a later one) can do better
-        start = _sample_unrolling(space, unrolling, rng, cap, options)
+        start = _sample_unrolling(space, entry.factors, rng, cap, options)
         if start is not None:
             best = _better(best, _descend(space, start, options, cap), options)
     return best

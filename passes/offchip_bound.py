@@ -29,6 +29,7 @@ minimum is a certified bound on the outermost level's energy
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,6 +43,21 @@ MAX_TILINGS = 400_000  # outer factorisations enumerated at once (numpy, a few M
 def offchip_bound_pj(space: MapSpace) -> float | None:
     """The least energy the outermost level can spend serving the levels below; None
     when the space is too large to enumerate (the caller keeps its other bounds)."""
+    table = offchip_table(space)
+    return None if table is None else float(table.energy.min(initial=math.inf))
+
+
+@dataclass(frozen=True)
+class OffchipTable:
+    """Per factorisation of the outermost level's loops, the least energy it can spend."""
+
+    dims: list[str]  # the dims with a loop at the outermost level
+    choices: list[list[int]]  # per dim, its possible outer factors (ascending)
+    energy: np.ndarray  # indexed by each dim's position in its choices (inf: infeasible)
+
+
+def offchip_table(space: MapSpace) -> OffchipTable | None:
+    """The bound per outer factorisation; None when there are too many to enumerate."""
     nest = space.nest
     dims = [d for d in space.dims if any(s.level == 0 and s.axis is None for s in space.slots[d])]
     choices = [sorted({t[_outer_slot(space, d)] for t in space.factor_tuples[d]}) for d in dims]
@@ -53,7 +69,6 @@ def offchip_bound_pj(space: MapSpace) -> float | None:
     f0 = {d: g.ravel() for d, g in zip(dims, grids, strict=True)}
     inner = {d: nest.extents[d] / f0.get(d, ones) for d in nest.dim_names}
     feasible = _fits_below(space, inner, size)
-    best = math.inf
     looping_none = np.ones(size, dtype=bool)
     for d in dims:
         looping_none &= f0[d] == 1
@@ -61,6 +76,7 @@ def offchip_bound_pj(space: MapSpace) -> float | None:
     full = {t.role: _irrelevant_product(t, dims, f0, ones) for t in nest.tensors}
     resident = {t.role: _stays_on_chip(space, t, inner, size) for t in nest.tensors}
     cases = [(None, looping_none)] + [(d, f0[d] > 1) for d in dims]
+    best = np.full(size, np.inf)
     for innermost, where in cases:
         energy = np.zeros(size)
         for tensor in nest.tensors:
@@ -68,9 +84,9 @@ def offchip_bound_pj(space: MapSpace) -> float | None:
             if innermost is None or innermost not in tensor.relevant_dims:
                 reloads = np.where(resident[tensor.role], 1.0, reloads)
             energy += _tensor_energy(space, tensor, reloads, f0, inner, ones)
-        energy = np.where(where & feasible, energy, np.inf)
-        best = min(best, float(energy.min()))
-    return best
+        best = np.minimum(best, np.where(where & feasible, energy, np.inf))
+    shape = tuple(len(c) for c in choices)
+    return OffchipTable(dims, choices, best.reshape(shape))
 
 
 def _irrelevant_product(

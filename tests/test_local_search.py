@@ -60,7 +60,8 @@ def test_unrolling_starts_keep_the_unrolling_they_were_drawn_for() -> None:
     space = _downsample_space()
     ranked = ranked_unrollings(space)
     assert ranked
-    for _, unrolling in ranked[:5]:
+    for entry in ranked[:5]:
+        unrolling = entry.factors
         point = _sample_unrolling(space, unrolling, random.Random(0), None, SearchOptions())
         assert point is not None
         factors, _ = decode(space, point.mapping)

@@ -1,0 +1,249 @@
+"""The cost model over many points of a mapspace at once (numpy), for exact enumeration.
+
+:func:`compiler.cost.model.score` scores one mapping in about 50 µs; proving a
+layer's optimum means scoring millions. This module computes the same counts
+for a batch of points as integer arrays, following ``score`` term by term
+(tiles as boxes, fills as consecutive-tile deltas with the innermost relevant
+loop's halo, multicast and spatial reduction, first writes free). What does
+not depend on the loop orders is computed once per batch; fills are cached
+per order of the levels above them. tests/test_vector_model.py checks it
+against ``score`` on random points of every bundled target; the prover
+re-scores anything it keeps with ``score`` itself.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+from compiler.cost.model import networks_support
+from compiler.ir.loopnest import Tensor
+from passes.mapspace import MapSpace, Slot
+
+Factors = dict[str, np.ndarray]  # per dim, an int64 array (points x the dim's slots)
+Orders = tuple[tuple[str, ...], ...]
+
+
+class VectorModel:
+    """Per space: which slots, keepers and network features each count uses."""
+
+    def __init__(self, space: MapSpace) -> None:
+        self.space = space
+        target = space.target
+        self.keepers = {
+            t.role: [i for i, lvl in enumerate(target.levels) if t.role in lvl.keeps]
+            for t in space.nest.tensors
+        }
+        self.columns = {d: {s: k for k, s in enumerate(space.slots[d])} for d in space.dims}
+
+    def fits(self, factors: Factors) -> np.ndarray:
+        """Points whose tiles fit every buffer (dims missing from ``factors`` count as 1,
+        which only shrinks tiles: partial points that fail can be dropped early)."""
+        return Batch(self, factors).fits()
+
+    def evaluate(self, factors: Factors, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
+        """Energy (pJ) and cycles of every point with loop orders ``orders``."""
+        return Batch(self, factors).evaluate(orders)
+
+
+class Batch:
+    """Points sharing nothing but the space; derived arrays are computed once each."""
+
+    def __init__(self, model: VectorModel, factors: Factors) -> None:
+        self.model = model
+        self.space = model.space
+        self.factors = factors
+        self.n = len(next(iter(factors.values()))) if factors else 1
+        self._cache: dict[tuple, np.ndarray] = {}
+
+    def _memo(self, key: tuple, make) -> np.ndarray:  # noqa: ANN001
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._cache[key] = make()
+        return hit
+
+    def _columns(self, dim: str, cols: Iterable[int]) -> np.ndarray:
+        cols = list(cols)
+        if dim not in self.factors or not cols:
+            return np.ones(self.n, dtype=np.int64)
+        return np.prod(self.factors[dim][:, cols], axis=1)
+
+    def inner(self, dim: str, level: int) -> np.ndarray:
+        """Product of the dim's factors at ``level`` and below: its span in that tile."""
+        slots = self.space.slots.get(dim, ())
+        return self._memo(
+            ("inner", dim, level),
+            lambda: self._columns(dim, (k for k, s in enumerate(slots) if s.level >= level)),
+        )
+
+    def step(self, dim: str, column: int) -> np.ndarray:
+        """Product of the dim's factors nested inside its slot ``column``."""
+        width = len(self.space.slots[dim])
+        return self._memo(
+            ("step", dim, column), lambda: self._columns(dim, range(column + 1, width))
+        )
+
+    def spread(self, dims: Iterable[str], lo: int, hi: int) -> np.ndarray:
+        """Product of the spatial factors of ``dims`` on the fan-outs of levels lo..hi-1."""
+        dims = tuple(sorted(d for d in dims if d in self.model.columns))
+
+        def make() -> np.ndarray:
+            out = np.ones(self.n, dtype=np.int64)
+            for d in dims:
+                cols = [
+                    k
+                    for s, k in self.model.columns[d].items()
+                    if s.axis is not None and lo <= s.level < hi
+                ]
+                if cols:
+                    out = out * self._columns(d, cols)
+            return out
+
+        return self._memo(("spread", dims, lo, hi), make)
+
+    def instances(self, level: int) -> np.ndarray:
+        return self.spread(self.space.dims, 0, level)
+
+    def extents(self, tensor: Tensor, level: int) -> list[np.ndarray]:
+        """Per axis, the box extent of ``tensor``'s tile at ``level``."""
+        out = []
+        for a, axis in enumerate(tensor.projection):
+
+            def make(axis=axis) -> np.ndarray:  # noqa: ANN001
+                extent = np.ones(self.n, dtype=np.int64)
+                for d, c in axis.terms:
+                    if d in self.factors:
+                        extent = extent + abs(c) * (self.inner(d, level) - 1)
+                return extent
+
+            out.append(self._memo(("extent", tensor.role, a, level), make))
+        return out
+
+    def tile(self, tensor: Tensor, level: int) -> np.ndarray:
+        return self._memo(
+            ("tile", tensor.role, level), lambda: _product(self.extents(tensor, level), self.n)
+        )
+
+    def fits(self) -> np.ndarray:
+        ok = np.ones(self.n, dtype=bool)
+        for i, level in enumerate(self.space.target.levels):
+            total = np.zeros(self.n, dtype=np.int64)
+            for tensor in self.space.nest.tensors:
+                if tensor.role not in level.keeps:
+                    continue
+                words = self.tile(tensor, i)
+                total = total + words
+                cap = level.capacity_for(tensor.role)
+                if cap is not None:
+                    ok &= words <= cap
+            if level.capacity_words is not None:
+                ok &= total <= level.capacity_words
+        return ok
+
+    def first(self, relevant: frozenset[str], level: int) -> np.ndarray:
+        """Distinct output words one instance of ``level`` touches (injective projection)."""
+        total = math.prod(self.space.extents[d] for d in relevant)
+        return total // self.spread(relevant, 0, level)
+
+    def fills(self, tensor: Tensor, level: int, orders: Orders) -> np.ndarray:
+        """Words one instance of ``level`` fetches (``fills_per_instance``): the tile times
+        the outer trips out to the innermost relevant loop L*, less L*'s halo overlap."""
+        return self._memo(
+            ("fills", tensor.role, level, orders[:level]),
+            lambda: self._fills(tensor, level, orders[:level]),
+        )
+
+    def _fills(self, tensor: Tensor, level: int, outer: Orders) -> np.ndarray:
+        extents = self.extents(tensor, level)
+        tile = self.tile(tensor, level)
+        relevant = tensor.relevant_dims
+        out = tile
+        trips = np.ones(self.n, dtype=np.int64)
+        for i, order in enumerate(outer):
+            for d in order:
+                column = self.model.columns[d][Slot(d, i, None)]
+                f = self.factors[d][:, column]
+                if d in relevant:
+                    overlap = np.ones(self.n, dtype=np.int64)
+                    for axis, extent in zip(tensor.projection, extents, strict=True):
+                        shift = sum(c for dim, c in axis.terms if dim == d)
+                        if shift:
+                            extent = np.maximum(0, extent - abs(shift) * self.step(d, column))
+                        overlap = overlap * extent
+                    candidate = trips * (tile * f - (f - 1) * overlap)
+                    out = np.where(f > 1, candidate, out)
+                trips = trips * f
+        return out
+
+    def evaluate(self, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
+        """Energy (pJ) and cycles of every point, exactly as ``score`` computes them
+        (tiles are assumed to fit: filter with :meth:`fits`)."""
+        return self._energy(lambda tensor, level: self.fills(tensor, level, orders))
+
+    def _energy(self, fills) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+        space = self.space
+        nest, target = space.nest, space.target
+        n = self.n
+        energy = np.full(n, nest.macs * target.mac_energy_pj)
+        reads_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
+        writes_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
+        for tensor in nest.tensors:
+            keepers = self.model.keepers[tensor.role]
+            relevant = tensor.relevant_dims
+            idle = [d for d in space.dims if d not in relevant]
+            for k, i in enumerate(keepers):
+                child = keepers[k + 1] if k + 1 < len(keepers) else None
+                lvl = target.levels[i]
+                inst = self.instances(i)
+                fill = np.zeros(n, dtype=np.int64)
+                network = None
+                if tensor.role == "output":
+                    first = self.first(relevant, i) * inst
+                    if k > 0:
+                        fill = fills(tensor, i) * inst - first
+                    if child is None:
+                        updates = np.full(n, nest.macs, dtype=np.int64)
+                    else:
+                        drained = fills(tensor, child) * self.instances(child)
+                        updates = drained
+                        if networks_support(target, i, child, "spatial_reduction"):
+                            updates = drained // self.spread(idle, i, child)
+                        network = 2 * drained - self.first(relevant, child) * self.instances(child)
+                    reads = updates - first
+                    written = fill + updates
+                    energy = energy + updates * lvl.update_pj
+                else:
+                    if k > 0:
+                        fill = fills(tensor, i) * inst
+                    if child is None:
+                        reads = np.full(n, nest.macs, dtype=np.int64)
+                    else:
+                        network = fills(tensor, child) * self.instances(child)
+                        reads = network
+                        if networks_support(target, i, child, "multicast"):
+                            reads = network // self.spread(idle, i, child)
+                    written = fill
+                energy = energy + reads * lvl.read_pj + fill * lvl.write_pj
+                if network is not None:
+                    energy = energy + network * lvl.network.hop_energy_pj
+                reads_at[i] += reads
+                writes_at[i] += written
+        cycles = np.ones(n, dtype=np.int64)
+        for d in space.dims:
+            temporal = [k for s, k in self.model.columns[d].items() if s.axis is None]
+            cycles = cycles * self._columns(d, temporal)
+        for i, lvl in enumerate(target.levels):
+            if lvl.bandwidth_words_per_cycle is None:
+                continue
+            busiest = np.maximum(reads_at[i], writes_at[i]) / self.instances(i)
+            cycles = np.maximum(cycles, np.ceil(busiest / lvl.bandwidth_words_per_cycle))
+        return energy, cycles
+
+
+def _product(arrays: list[np.ndarray], n: int) -> np.ndarray:
+    out = np.ones(n, dtype=np.int64)
+    for a in arrays:
+        out = out * a
+    return out

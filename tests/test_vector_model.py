@@ -1,0 +1,67 @@
+"""The vectorised cost model agrees with ``score`` exactly: same energy and cycles on random
+points (any factors, any of the space's loop orders) of small and full-size layers on every
+bundled target, and the same verdict on which points fit the buffers."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from compiler.cost.model import score
+from compiler.cost.nest import flatten
+from compiler.errors import MappingError
+from compiler.ir.builders import conv2d, matmul
+from passes.canonicalize import drop_unit_dims
+from passes.dataflow import space_constraints
+from passes.mapspace import MapSpace
+from passes.vector_model import Batch, VectorModel
+from targets import bundled_targets, load_target
+from tests.test_mapper_optimality import random_layer
+
+FULL_SIZE = [
+    conv2d("conv3x3", k=64, c=64, p=56, q=56, r=3, s=3),
+    conv2d("strided1x1", k=128, c=64, p=28, q=28, r=1, s=1, stride=2),
+    conv2d("depthwise", k=1, c=1, groups=96, p=56, q=56, r=3, s=3, stride=2),
+    conv2d("conv7x7", k=64, c=3, p=112, q=112, r=7, s=7, stride=2),
+    matmul("gemm", m=1, n=1000, k=512),
+]
+
+
+def _spaces(target_name: str) -> list[MapSpace]:
+    rng = random.Random(f"vector-{target_name}")
+    target = load_target(target_name)
+    nests = [drop_unit_dims(random_layer(rng, i)) for i in range(12)]
+    nests += [drop_unit_dims(n) for n in FULL_SIZE]
+    return [MapSpace(n, target, space_constraints(n, target)) for n in nests]
+
+
+@pytest.mark.parametrize("target_name", bundled_targets())
+def test_vector_model_equals_score(target_name: str) -> None:
+    rng = random.Random(target_name)
+    checked = overflow = 0
+    for space in _spaces(target_name):
+        model = VectorModel(space)
+        points = [{d: rng.choice(space.factor_tuples[d]) for d in space.dims} for _ in range(200)]
+        points = [p for p in points if space.spatial_fits(p)]
+        if not points:
+            continue
+        factors = {d: np.array([p[d] for p in points], dtype=np.int64) for d in space.dims}
+        fits = model.fits(factors)
+        batch = Batch(model, factors)
+        for orders in list(space.order_combos())[:4]:
+            energy, cycles = batch.evaluate(orders)
+            for k, point in enumerate(points):
+                flat = flatten(space.mapping(point, orders), space.level_names)
+                try:
+                    cost = score(space.nest, space.target, flat)
+                except MappingError:
+                    assert not fits[k], (space.nest.name, point)
+                    overflow += 1
+                    continue
+                assert fits[k], (space.nest.name, point)
+                assert energy[k] == pytest.approx(cost.energy_pj, rel=1e-12), (point, orders)
+                assert cycles[k] == cost.cycles, (point, orders)
+                checked += 1
+    assert checked > 500 and overflow > 50  # both verdicts are exercised
