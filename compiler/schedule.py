@@ -30,7 +30,8 @@ class LayerSchedule:
 
     @property
     def energy_bound_pj(self) -> float:
-        """The best certified energy bound: the mapspace's (solver report) or the compulsory."""
+        """The best certified energy bound: the solver report's (proven by the mapper or by
+        the mapspace's bounds) or the compulsory one."""
         return max(self.cost.lower_bound_pj, self.solver.get("energy_bound_pj", 0.0))
 
     def to_dict(self) -> dict[str, Any]:

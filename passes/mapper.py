@@ -47,13 +47,16 @@ def map_layer(
 def _with_energy_bound(
     report: SolverReport, bound_pj: float, options: SearchOptions
 ) -> SolverReport:
-    """Record the space's energy bound; for the energy objective it can only raise the
-    solver's bound (and so shrink the gap), never past the objective."""
-    if options.objective != "energy" or report.status == "OPTIMAL":
+    """Record the energy no mapping of the layer can beat. For the energy objective that
+    is the better of the space's energy bound and the mapper's own (never past the
+    objective; for an OPTIMAL layer it is the objective), and it sets the gap."""
+    if options.objective != "energy":
         return dataclasses.replace(report, energy_bound_pj=bound_pj)
     bound = min(report.objective, max(report.bound, bound_pj))
+    if report.status == "OPTIMAL":
+        return dataclasses.replace(report, energy_bound_pj=bound)
     gap = (report.objective - bound) / report.objective if report.objective else 0.0
-    return dataclasses.replace(report, bound=bound, gap=gap, energy_bound_pj=bound_pj)
+    return dataclasses.replace(report, bound=bound, gap=gap, energy_bound_pj=bound)
 
 
 def _no_mapping(space: MapSpace, options: SearchOptions) -> JouleError:

@@ -37,7 +37,8 @@ class SearchOptions:
 @dataclass(frozen=True)
 class SolverReport:
     """How a mapper ended: status, objective, best bound and gap (objective units), and
-    the energy no mapping of the space can beat (pJ, whatever the objective)."""
+    the energy no mapping of the layer can beat (pJ, whatever the objective; for the
+    energy objective the best bound, which the constraints such as a cycle cap raise)."""
 
     mapper: str
     status: str

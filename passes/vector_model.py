@@ -37,6 +37,15 @@ class VectorModel:
             for t in space.nest.tensors
         }
         self.columns = {d: {s: k for k, s in enumerate(space.slots[d])} for d in space.dims}
+        # (role, dim) whose tile never overlaps its next one along that dim: an axis indexed
+        # by that dim alone moves by at least the whole tile, so the halo term is 0.
+        self.no_halo = {
+            (t.role, d)
+            for t in space.nest.tensors
+            for axis in t.projection
+            for d, c in axis.terms
+            if len(axis.terms) == 1 and c
+        }
 
     def fits(self, factors: Factors) -> np.ndarray:
         """Points whose tiles fit every buffer (dims missing from ``factors`` count as 1,
@@ -158,35 +167,87 @@ class Batch:
     def _fills(self, tensor: Tensor, level: int, outer: Orders) -> np.ndarray:
         extents = self.extents(tensor, level)
         tile = self.tile(tensor, level)
-        relevant = tensor.relevant_dims
+        loops = tuple((d, i) for i, order in enumerate(outer) for d in order)
         out = tile
-        trips = np.ones(self.n, dtype=np.int64)
-        for i, order in enumerate(outer):
-            for d in order:
-                column = self.model.columns[d][Slot(d, i, None)]
-                f = self.factors[d][:, column]
-                if d in relevant:
-                    overlap = np.ones(self.n, dtype=np.int64)
-                    for axis, extent in zip(tensor.projection, extents, strict=True):
-                        shift = sum(c for dim, c in axis.terms if dim == d)
-                        if shift:
-                            extent = np.maximum(0, extent - abs(shift) * self.step(d, column))
-                        overlap = overlap * extent
-                    candidate = trips * (tile * f - (f - 1) * overlap)
-                    out = np.where(f > 1, candidate, out)
-                trips = trips * f
+        for k, (d, i) in enumerate(loops):
+            if d not in tensor.relevant_dims:
+                continue
+            column = self.model.columns[d][Slot(d, i, None)]
+            f = self.column(d, column)
+            if not (f > 1).any():
+                continue  # a loop of 1 is no loop: L* lies further out
+            trips = self.trips(loops[:k])
+            if (tensor.role, d) in self.model.no_halo:
+                candidate = trips * tile * f
+            else:
+                overlap = np.ones(self.n, dtype=np.int64)
+                for axis, extent in zip(tensor.projection, extents, strict=True):
+                    shift = sum(c for dim, c in axis.terms if dim == d)
+                    if shift:
+                        extent = np.maximum(0, extent - abs(shift) * self.step(d, column))
+                    overlap = overlap * extent
+                candidate = trips * (tile * f - (f - 1) * overlap)
+            out = np.where(f > 1, candidate, out)
         return out
+
+    def column(self, dim: str, column: int) -> np.ndarray:
+        return self._memo(("column", dim, column), lambda: self.factors[dim][:, column])
+
+    def trips(self, loops: tuple[tuple[str, int], ...]) -> np.ndarray:
+        """Product of the factors of temporal ``loops`` (dim, level), shared by every tensor."""
+        if not loops:
+            return np.ones(self.n, dtype=np.int64)
+        d, i = loops[-1]
+        return self._memo(
+            ("trips", loops),
+            lambda: (
+                self.trips(loops[:-1]) * self.column(d, self.model.columns[d][Slot(d, i, None)])
+            ),
+        )
 
     def evaluate(self, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
         """Energy (pJ) and cycles of every point, exactly as ``score`` computes them
         (tiles are assumed to fit: filter with :meth:`fits`)."""
-        return self._energy(lambda tensor, level: self.fills(tensor, level, orders))
+        by_level, cycles = self._energy(lambda tensor, level: self.fills(tensor, level, orders))
+        return self.space.nest.macs * self.space.target.mac_energy_pj + sum(by_level), cycles
 
-    def _energy(self, fills) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    def floor(self) -> tuple[np.ndarray, np.ndarray]:
+        """Energy no loop order can beat at each point, split into the outermost level's
+        part and the rest (MACs included): every count grows with the fills, so
+        :meth:`fills_floor` in their place gives lower bounds."""
+        by_level, _ = self._energy(self.fills_floor)
+        rest = self.space.nest.macs * self.space.target.mac_energy_pj + sum(by_level[1:])
+        return by_level[0], rest
+
+    def fills_floor(self, tensor: Tensor, level: int) -> np.ndarray:
+        """At most the fills under any loop order: a tile per iteration of the relevant
+        outer loops whose dim moves the tile by a whole tile (the fills formula's trips
+        hold them all, since L* is the innermost relevant loop), and at least every word
+        the instance touches."""
+        out = self.tile(tensor, level)
+        for i in range(level):
+            for d in tensor.relevant_dims:
+                slot = Slot(d, i, None)
+                if (tensor.role, d) in self.model.no_halo and slot in self.model.columns.get(d, {}):
+                    out = out * self.column(d, self.model.columns[d][slot])
+        dims_per_axis = [set(axis.dims) for axis in tensor.projection]
+        if sum(map(len, dims_per_axis)) != len(set().union(*dims_per_axis)):
+            return out
+        touched = np.ones(self.n, dtype=np.int64)
+        for axis in tensor.projection:
+            spans = [
+                self.space.extents[d] // self.spread((d,), 0, level) for d, c in axis.terms if c
+            ]
+            if spans:
+                touched = touched * np.maximum.reduce(spans)
+        return np.maximum(out, touched)
+
+    def _energy(self, fills) -> tuple[list[np.ndarray], np.ndarray]:  # noqa: ANN001
+        """Per level, the energy of its accesses and network; and the cycles."""
         space = self.space
         nest, target = space.nest, space.target
         n = self.n
-        energy = np.full(n, nest.macs * target.mac_energy_pj)
+        by_level = [np.zeros(n) for _ in target.levels]
         reads_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
         writes_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
         for tensor in nest.tensors:
@@ -213,7 +274,7 @@ class Batch:
                         network = 2 * drained - self.first(relevant, child) * self.instances(child)
                     reads = updates - first
                     written = fill + updates
-                    energy = energy + updates * lvl.update_pj
+                    by_level[i] += updates * lvl.update_pj
                 else:
                     if k > 0:
                         fill = fills(tensor, i) * inst
@@ -225,9 +286,9 @@ class Batch:
                         if networks_support(target, i, child, "multicast"):
                             reads = network // self.spread(idle, i, child)
                     written = fill
-                energy = energy + reads * lvl.read_pj + fill * lvl.write_pj
+                by_level[i] += reads * lvl.read_pj + fill * lvl.write_pj
                 if network is not None:
-                    energy = energy + network * lvl.network.hop_energy_pj
+                    by_level[i] += network * lvl.network.hop_energy_pj
                 reads_at[i] += reads
                 writes_at[i] += written
         cycles = np.ones(n, dtype=np.int64)
@@ -239,7 +300,7 @@ class Batch:
                 continue
             busiest = np.maximum(reads_at[i], writes_at[i]) / self.instances(i)
             cycles = np.maximum(cycles, np.ceil(busiest / lvl.bandwidth_words_per_cycle))
-        return energy, cycles
+        return by_level, cycles
 
 
 def _product(arrays: list[np.ndarray], n: int) -> np.ndarray:
