@@ -208,46 +208,10 @@ class Batch:
     def evaluate(self, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
         """Energy (pJ) and cycles of every point, exactly as ``score`` computes them
         (tiles are assumed to fit: filter with :meth:`fits`)."""
-        by_level, cycles = self._energy(lambda tensor, level: self.fills(tensor, level, orders))
-        return self.space.nest.macs * self.space.target.mac_energy_pj + sum(by_level), cycles
-
-    def floor(self) -> tuple[np.ndarray, np.ndarray]:
-        """Energy no loop order can beat at each point, split into the outermost level's
-        part and the rest (MACs included): every count grows with the fills, so
-        :meth:`fills_floor` in their place gives lower bounds."""
-        by_level, _ = self._energy(self.fills_floor)
-        rest = self.space.nest.macs * self.space.target.mac_energy_pj + sum(by_level[1:])
-        return by_level[0], rest
-
-    def fills_floor(self, tensor: Tensor, level: int) -> np.ndarray:
-        """At most the fills under any loop order: a tile per iteration of the relevant
-        outer loops whose dim moves the tile by a whole tile (the fills formula's trips
-        hold them all, since L* is the innermost relevant loop), and at least every word
-        the instance touches."""
-        out = self.tile(tensor, level)
-        for i in range(level):
-            for d in tensor.relevant_dims:
-                slot = Slot(d, i, None)
-                if (tensor.role, d) in self.model.no_halo and slot in self.model.columns.get(d, {}):
-                    out = out * self.column(d, self.model.columns[d][slot])
-        dims_per_axis = [set(axis.dims) for axis in tensor.projection]
-        if sum(map(len, dims_per_axis)) != len(set().union(*dims_per_axis)):
-            return out
-        touched = np.ones(self.n, dtype=np.int64)
-        for axis in tensor.projection:
-            spans = [
-                self.space.extents[d] // self.spread((d,), 0, level) for d, c in axis.terms if c
-            ]
-            if spans:
-                touched = touched * np.maximum.reduce(spans)
-        return np.maximum(out, touched)
-
-    def _energy(self, fills) -> tuple[list[np.ndarray], np.ndarray]:  # noqa: ANN001
-        """Per level, the energy of its accesses and network; and the cycles."""
         space = self.space
         nest, target = space.nest, space.target
         n = self.n
-        by_level = [np.zeros(n) for _ in target.levels]
+        energy = np.full(n, nest.macs * target.mac_energy_pj)
         reads_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
         writes_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
         for tensor in nest.tensors:
@@ -263,32 +227,32 @@ class Batch:
                 if tensor.role == "output":
                     first = self.first(relevant, i) * inst
                     if k > 0:
-                        fill = fills(tensor, i) * inst - first
+                        fill = self.fills(tensor, i, orders) * inst - first
                     if child is None:
                         updates = np.full(n, nest.macs, dtype=np.int64)
                     else:
-                        drained = fills(tensor, child) * self.instances(child)
+                        drained = self.fills(tensor, child, orders) * self.instances(child)
                         updates = drained
                         if networks_support(target, i, child, "spatial_reduction"):
                             updates = drained // self.spread(idle, i, child)
                         network = 2 * drained - self.first(relevant, child) * self.instances(child)
                     reads = updates - first
                     written = fill + updates
-                    by_level[i] += updates * lvl.update_pj
+                    energy += updates * lvl.update_pj
                 else:
                     if k > 0:
-                        fill = fills(tensor, i) * inst
+                        fill = self.fills(tensor, i, orders) * inst
                     if child is None:
                         reads = np.full(n, nest.macs, dtype=np.int64)
                     else:
-                        network = fills(tensor, child) * self.instances(child)
+                        network = self.fills(tensor, child, orders) * self.instances(child)
                         reads = network
                         if networks_support(target, i, child, "multicast"):
                             reads = network // self.spread(idle, i, child)
                     written = fill
-                by_level[i] += reads * lvl.read_pj + fill * lvl.write_pj
+                energy += reads * lvl.read_pj + fill * lvl.write_pj
                 if network is not None:
-                    by_level[i] += network * lvl.network.hop_energy_pj
+                    energy += network * lvl.network.hop_energy_pj
                 reads_at[i] += reads
                 writes_at[i] += written
         cycles = np.ones(n, dtype=np.int64)
@@ -300,7 +264,7 @@ class Batch:
                 continue
             busiest = np.maximum(reads_at[i], writes_at[i]) / self.instances(i)
             cycles = np.maximum(cycles, np.ceil(busiest / lvl.bandwidth_words_per_cycle))
-        return by_level, cycles
+        return energy, cycles
 
 
 def _product(arrays: list[np.ndarray], n: int) -> np.ndarray:
