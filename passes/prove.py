@@ -9,9 +9,12 @@ better than the best energy known (nothing left can win: that energy is the
 optimum); otherwise enumerate every point with that unrolling (temporal
 factors of every dim, every loop order the space distinguishes) with the
 vectorised model (:mod:`passes.vector_model`), dropping partial points whose
-tiles already overflow a buffer. When the budget runs out first, the bound
-proven is the smaller of the best energy and the bound of the first unrolling
-not fully enumerated (every point left lies in it or a later one).
+tiles already overflow a buffer or whose off-chip bound is too high, and
+scoring every order only for points whose floor (exact but for the outermost
+level's order, whose part is raised to the off-chip bound) beats the best.
+When the budget runs out first, the bound proven is the smaller of the best
+energy and the bound of the first unrolling not fully enumerated (every point
+left lies in it or a later one).
 
 The budget is counted in work units (a point scored under one loop order, or
 a partial point built), not seconds: same inputs, same result, on any load.
@@ -68,7 +71,7 @@ def prove(space: MapSpace, incumbent_pj: float, budget: int, cap: int | None = N
             candidates = _candidates(space, search.model, entry.factors)
             search.expanding = entry.bound
             for leaf in _leaves(search, entry, candidates):
-                search.add(entry.bound, leaf)
+                search.add(entry, leaf)
             search.expanding = math.inf
         search.flush()
     except _OutOfBudget:
@@ -88,6 +91,8 @@ class _Search:
         self.space = space
         self.model = VectorModel(space)
         self.combos = list(space.order_combos())
+        # The floor ignores the outermost level's order: one combo per order of the rest.
+        self.tails = list({combo[1:]: combo for combo in self.combos}.values())
         self.best = incumbent_pj
         self.floor = min(incumbent_pj, energy_bound_pj(space))
         self.found: tuple[dict, Orders] | None = None
@@ -96,7 +101,7 @@ class _Search:
         self.budget = budget
         self.cap = cap
         self.work = 0
-        self.pending: list[Factors] = []
+        self.pending: list[tuple[Factors, np.ndarray]] = []  # points, off-chip floor
         self.pending_size = 0
         self.pending_bound = math.inf  # the lowest unrolling bound among pending points
         self.expanding = math.inf  # the bound of the unrolling being enumerated, if any
@@ -111,25 +116,38 @@ class _Search:
             raise _OutOfBudget
         self.work += units
 
-    def add(self, bound: float, leaf: Factors) -> None:
-        self.pending.append(leaf)
+    def add(self, entry: RankedUnrolling, leaf: Factors) -> None:
+        outside = np.full(len(next(iter(leaf.values()))), entry.offchip)
+        if self.offchip is not None:
+            outside = np.maximum(outside, self.offchip.floor(leaf))
+        self.pending.append((leaf, outside))
         self.pending_size += len(next(iter(leaf.values())))
-        self.pending_bound = min(self.pending_bound, bound)
+        self.pending_bound = min(self.pending_bound, entry.bound)
         if self.pending_size >= CHUNK:
             self.flush()
 
     def flush(self) -> None:
         if not self.pending:
             return
-        parts = self.pending
+        parts = [leaf for leaf, _ in self.pending]
         factors = (
             parts[0]
             if len(parts) == 1
             else {d: np.concatenate([p[d] for p in parts]) for d in parts[0]}
         )
-        self.spend(self.pending_size * len(self.combos))
+        outside = np.concatenate([floor for _, floor in self.pending])
+        # Score every order only where the order-free floor can still beat the best.
+        self.spend(self.pending_size * len(self.tails))
+        lower = np.full(self.pending_size, np.inf)
+        everything = Batch(self.model, factors)
+        for combo in self.tails:
+            outer, rest = everything.floor(combo)
+            lower = np.minimum(lower, rest + np.maximum(outer, outside))
+        keep = lower < self.threshold
+        factors = {d: v[keep] for d, v in factors.items()}
+        self.spend(int(keep.sum()) * len(self.combos))
         batch = Batch(self.model, factors)
-        for orders in self.combos:
+        for orders in self.combos if keep.any() else ():
             energy, cycles = batch.evaluate(orders)
             if self.cap is not None:
                 energy = np.where(cycles <= self.cap, energy, np.inf)

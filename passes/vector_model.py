@@ -208,10 +208,54 @@ class Batch:
     def evaluate(self, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
         """Energy (pJ) and cycles of every point, exactly as ``score`` computes them
         (tiles are assumed to fit: filter with :meth:`fits`)."""
+        outer, rest, reads_at, writes_at = self._energy(
+            lambda tensor, level: self.fills(tensor, level, orders)
+        )
+        space = self.space
+        cycles = np.ones(self.n, dtype=np.int64)
+        for d in space.dims:
+            temporal = [k for s, k in self.model.columns[d].items() if s.axis is None]
+            cycles = cycles * self._columns(d, temporal)
+        for i, lvl in enumerate(space.target.levels):
+            if lvl.bandwidth_words_per_cycle is None:
+                continue
+            busiest = np.maximum(reads_at[i], writes_at[i]) / self.instances(i)
+            cycles = np.maximum(cycles, np.ceil(busiest / lvl.bandwidth_words_per_cycle))
+        return outer + rest, cycles
+
+    def floor(self, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
+        """Energy no order of the outermost level's loops can beat (``orders[0]`` is
+        ignored), split into the outermost level's part and the rest (MACs included):
+        every count grows with the fills, so :meth:`fills_floor` gives lower bounds."""
+        outer, rest, _, _ = self._energy(lambda t, level: self.fills_floor(t, level, orders))
+        return outer, rest
+
+    def fills_floor(self, tensor: Tensor, level: int, orders: Orders) -> np.ndarray:
+        """At most the fills under any order of the outermost level. With a relevant loop
+        inside it, L* lies there and the outermost loops only multiply the trips, in any
+        order; else each relevant outermost loop whose dim moves the tile by a whole tile
+        is one of L*'s trips or L* itself: the tile times their factors."""
+        base = self.tile(tensor, level)
+        for d in tensor.relevant_dims:
+            slot = Slot(d, 0, None)
+            if (tensor.role, d) in self.model.no_halo and slot in self.model.columns.get(d, {}):
+                base = base * self.column(d, self.model.columns[d][slot])
+        inner = np.zeros(self.n, dtype=bool)
+        for i in range(1, level):
+            for d in orders[i]:
+                if d in tensor.relevant_dims:
+                    inner |= self.column(d, self.model.columns[d][Slot(d, i, None)]) > 1
+        if not inner.any():
+            return base
+        return np.where(inner, self.fills(tensor, level, orders), base)
+
+    def _energy(self, fills) -> tuple[np.ndarray, np.ndarray, list, list]:  # noqa: ANN001
+        """The outermost level's energy, the rest's (MACs included), and per level the
+        words read and written, with ``fills(tensor, level)`` as the fills."""
         space = self.space
         nest, target = space.nest, space.target
         n = self.n
-        energy = np.full(n, nest.macs * target.mac_energy_pj)
+        by_level = [np.zeros(n) for _ in target.levels]
         reads_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
         writes_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
         for tensor in nest.tensors:
@@ -227,44 +271,36 @@ class Batch:
                 if tensor.role == "output":
                     first = self.first(relevant, i) * inst
                     if k > 0:
-                        fill = self.fills(tensor, i, orders) * inst - first
+                        fill = fills(tensor, i) * inst - first
                     if child is None:
                         updates = np.full(n, nest.macs, dtype=np.int64)
                     else:
-                        drained = self.fills(tensor, child, orders) * self.instances(child)
+                        drained = fills(tensor, child) * self.instances(child)
                         updates = drained
                         if networks_support(target, i, child, "spatial_reduction"):
                             updates = drained // self.spread(idle, i, child)
                         network = 2 * drained - self.first(relevant, child) * self.instances(child)
                     reads = updates - first
                     written = fill + updates
-                    energy += updates * lvl.update_pj
+                    by_level[i] += updates * lvl.update_pj
                 else:
                     if k > 0:
-                        fill = self.fills(tensor, i, orders) * inst
+                        fill = fills(tensor, i) * inst
                     if child is None:
                         reads = np.full(n, nest.macs, dtype=np.int64)
                     else:
-                        network = self.fills(tensor, child, orders) * self.instances(child)
+                        network = fills(tensor, child) * self.instances(child)
                         reads = network
                         if networks_support(target, i, child, "multicast"):
                             reads = network // self.spread(idle, i, child)
                     written = fill
-                energy += reads * lvl.read_pj + fill * lvl.write_pj
+                by_level[i] += reads * lvl.read_pj + fill * lvl.write_pj
                 if network is not None:
-                    energy += network * lvl.network.hop_energy_pj
+                    by_level[i] += network * lvl.network.hop_energy_pj
                 reads_at[i] += reads
                 writes_at[i] += written
-        cycles = np.ones(n, dtype=np.int64)
-        for d in space.dims:
-            temporal = [k for s, k in self.model.columns[d].items() if s.axis is None]
-            cycles = cycles * self._columns(d, temporal)
-        for i, lvl in enumerate(target.levels):
-            if lvl.bandwidth_words_per_cycle is None:
-                continue
-            busiest = np.maximum(reads_at[i], writes_at[i]) / self.instances(i)
-            cycles = np.maximum(cycles, np.ceil(busiest / lvl.bandwidth_words_per_cycle))
-        return energy, cycles
+        rest = nest.macs * target.mac_energy_pj + sum(by_level[1:], np.zeros(n))
+        return by_level[0], rest, reads_at, writes_at
 
 
 def _product(arrays: list[np.ndarray], n: int) -> np.ndarray:

@@ -65,3 +65,31 @@ def test_vector_model_equals_score(target_name: str) -> None:
                 assert cycles[k] == cost.cycles, (point, orders)
                 checked += 1
     assert checked > 500 and overflow > 50  # both verdicts are exercised
+
+
+@pytest.mark.parametrize("target_name", bundled_targets())
+def test_floor_is_below_every_outermost_order(target_name: str) -> None:
+    """The prover's floor ignores the outermost level's loop order: under every order of
+    that level (the rest fixed), its outermost part and the rest are at or below the
+    exact ones, and it is not vacuous (it reaches the exact energy at some points)."""
+    rng = random.Random(f"floor-{target_name}")
+    tight = 0
+    for space in _spaces(target_name):
+        model = VectorModel(space)
+        points = [{d: rng.choice(space.factor_tuples[d]) for d in space.dims} for _ in range(300)]
+        points = [p for p in points if space.spatial_fits(p)]
+        if not points:
+            continue
+        factors = {d: np.array([p[d] for p in points], dtype=np.int64) for d in space.dims}
+        fits = model.fits(factors)
+        batch = Batch(model, factors)
+        tails = {orders[1:]: orders for orders in space.order_combos()}
+        for orders in space.order_combos():
+            outer, rest = batch.floor(tails[orders[1:]])  # any outermost order: the same floor
+            exact_outer, exact_rest, _, _ = batch._energy(
+                lambda t, level, o=orders, b=batch: b.fills(t, level, o)
+            )
+            assert np.all(outer[fits] <= exact_outer[fits] * (1 + 1e-12)), space.nest.name
+            assert np.all(rest[fits] <= exact_rest[fits] * (1 + 1e-12)), space.nest.name
+            tight += int(np.sum(np.isclose(outer + rest, exact_outer + exact_rest)[fits]))
+    assert tight > 100
