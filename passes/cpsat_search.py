@@ -34,7 +34,7 @@ from passes.search import (
 )
 
 SEARCH_WORKERS = 1  # layers run in parallel processes; one worker keeps CP-SAT deterministic
-CPSAT_SHARE = 0.5  # of the time limit; the proof (passes/prove.py) gets the rest
+CPSAT_SHARE = 0.25  # of the time limit; the proof (passes/prove.py) gets the rest
 
 
 def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:

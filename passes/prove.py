@@ -24,19 +24,19 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from passes.bound import RankedUnrolling, energy_bound_pj, ranked_unrollings
 from passes.mapspace import MapSpace, Slot
-from passes.offchip_bound import OffchipTable, offchip_table
+from passes.offchip_bound import offchip_table
+from passes.partial_points import Joiner, OffchipFloor
 from passes.vector_model import Batch, Factors, Orders, VectorModel
 
 CHUNK = 1 << 16  # points scored per numpy batch
 IMPROVEMENT = 1e-12  # relative: a smaller improvement is rounding noise
-WORK_PER_SECOND = 1_500_000  # work units per second of --time-limit (about a wall second)
+WORK_PER_SECOND = 2_500_000  # work units per second of --time-limit (about a wall second)
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,12 @@ def prove(space: MapSpace, incumbent_pj: float, budget: int, cap: int | None = N
                 search.flush()  # points still pending may lower the best
             if entry.bound >= search.best:
                 break  # this unrolling and every later one cannot win
-            candidates = _candidates(space, search.model, entry.factors)
+            joiner = Joiner(space, _candidates(space, search.model, entry.factors), search.offchip)
             search.expanding = entry.bound
-            for leaf in _leaves(search, entry, candidates):
-                search.add(entry, leaf)
+            for leaf, outer in joiner.leaves(
+                search.spend, functools.partial(search.promising, entry)
+            ):
+                search.add(entry, leaf, outer)
             search.expanding = math.inf
         search.flush()
     except _OutOfBudget:
@@ -97,7 +99,7 @@ class _Search:
         self.floor = min(incumbent_pj, energy_bound_pj(space))
         self.found: tuple[dict, Orders] | None = None
         table = offchip_table(space)
-        self.offchip = None if table is None else _OffchipFloor(space, table)
+        self.offchip = None if table is None else OffchipFloor(space, table)
         self.budget = budget
         self.cap = cap
         self.work = 0
@@ -116,11 +118,12 @@ class _Search:
             raise _OutOfBudget
         self.work += units
 
-    def add(self, entry: RankedUnrolling, leaf: Factors) -> None:
-        outside = np.full(len(next(iter(leaf.values()))), entry.offchip)
-        if self.offchip is not None:
-            outside = np.maximum(outside, self.offchip.floor(leaf))
-        self.pending.append((leaf, outside))
+    def promising(self, entry: RankedUnrolling, outer: np.ndarray) -> np.ndarray:
+        """Rows whose unrolling's on-chip bound plus off-chip floor can beat the best."""
+        return entry.onchip + np.maximum(entry.offchip, outer) < self.threshold
+
+    def add(self, entry: RankedUnrolling, leaf: Factors, outer: np.ndarray) -> None:
+        self.pending.append((leaf, np.maximum(entry.offchip, outer)))
         self.pending_size += len(next(iter(leaf.values())))
         self.pending_bound = min(self.pending_bound, entry.bound)
         if self.pending_size >= CHUNK:
@@ -185,76 +188,3 @@ def _by_spatial(space: MapSpace, dim: str) -> dict[tuple[int, ...], list[tuple[i
     for factors in space.factor_tuples[dim]:
         groups.setdefault(tuple(factors[k] for k in spatial), []).append(factors)
     return groups
-
-
-def _leaves(
-    search: _Search, entry: RankedUnrolling, candidates: list[tuple[str, np.ndarray]]
-) -> Iterator[Factors]:
-    """Every combination of the candidates whose tiles fit and that could still beat the
-    best, in pieces. Dims join one at a time; a partial point is dropped when its tiles
-    already overflow (tiles only grow as dims join) or when the unrolling's on-chip bound
-    plus the off-chip bound of its outer factors (least over the dims not yet joined)
-    reaches the best. Each partial point built costs a work unit."""
-    if any(len(array) == 0 for _, array in candidates):
-        return
-    yield from _expand(search, entry, {}, candidates, 0)
-
-
-def _expand(
-    search: _Search,
-    entry: RankedUnrolling,
-    partial: Factors,
-    candidates: list[tuple[str, np.ndarray]],
-    depth: int,
-) -> Iterator[Factors]:
-    if depth == len(candidates):
-        yield partial
-        return
-    dim, array = candidates[depth]
-    rows = len(next(iter(partial.values()))) if partial else 1
-    step = max(1, CHUNK // len(array))
-    for start in range(0, rows, step):
-        count = min(step, rows - start)
-        search.spend(count * len(array))
-        grown = {
-            d: np.repeat(v[start : start + count], len(array), axis=0) for d, v in partial.items()
-        }
-        grown[dim] = np.tile(array, (count, 1))
-        keep = search.model.fits(grown)
-        if search.offchip is not None:
-            outer = search.offchip.floor(grown)
-            keep &= entry.onchip + np.maximum(entry.offchip, outer) < search.threshold
-        if keep.any():
-            kept = {d: v[keep] for d, v in grown.items()}
-            yield from _expand(search, entry, kept, candidates, depth + 1)
-
-
-class _OffchipFloor:
-    """The off-chip bound of a (partial) point's outer factors: the table of
-    :mod:`passes.offchip_bound`, minimised over the dims the point does not fix yet."""
-
-    def __init__(self, space: MapSpace, table: OffchipTable) -> None:
-        self.table = table
-        self.columns = {d: _outer_column(space, d) for d in table.dims}
-        self.choices = {d: np.array(c) for d, c in zip(table.dims, table.choices, strict=True)}
-        self.reduced: dict[tuple[str, ...], np.ndarray] = {}
-
-    def _reduced(self, known: tuple[str, ...]) -> np.ndarray:
-        if known not in self.reduced:
-            free = tuple(a for a, d in enumerate(self.table.dims) if d not in known)
-            self.reduced[known] = self.table.energy.min(axis=free) if free else self.table.energy
-        return self.reduced[known]
-
-    def floor(self, factors: Factors) -> np.ndarray:
-        known = tuple(d for d in self.table.dims if d in factors)
-        reduced = self._reduced(known)
-        if not known:
-            return np.full(len(next(iter(factors.values()))), float(reduced))
-        index = tuple(
-            np.searchsorted(self.choices[d], factors[d][:, self.columns[d]]) for d in known
-        )
-        return reduced[index]
-
-
-def _outer_column(space: MapSpace, dim: str) -> int:
-    return next(k for k, s in enumerate(space.slots[dim]) if s.level == 0 and s.axis is None)

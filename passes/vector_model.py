@@ -235,6 +235,12 @@ class Batch:
         inside it, L* lies there and the outermost loops only multiply the trips, in any
         order; else each relevant outermost loop whose dim moves the tile by a whole tile
         is one of L*'s trips or L* itself: the tile times their factors."""
+        return self._memo(
+            ("floor", tensor.role, level, orders[1:level]),
+            lambda: self._fills_floor(tensor, level, orders),
+        )
+
+    def _fills_floor(self, tensor: Tensor, level: int, orders: Orders) -> np.ndarray:
         base = self.tile(tensor, level)
         for d in tensor.relevant_dims:
             slot = Slot(d, 0, None)
