@@ -47,8 +47,9 @@ def compile_model(
 
     ``model`` is an ONNX path, a ModelProto, a bundled model name or an already
     lowered :class:`Network`; ``target`` a bundled name, a YAML path or a Target.
-    ``time_limit`` is the per-layer solver budget in CP-SAT's deterministic
-    seconds (reproducible on any machine load; roughly wall seconds).
+    ``time_limit`` is the per-layer solver budget in deterministic units
+    (CP-SAT's deterministic seconds and the proof's work units: reproducible
+    on any machine load; roughly wall seconds).
 
     ``cache``: None/False solves everything; True uses the default result cache
     (``compiler.cache.default_cache_path``); a path or a ``ResultCache`` uses

@@ -16,7 +16,7 @@ When the budget runs out first, the bound proven is the smaller of the best
 energy and the bound of the first unrolling not fully enumerated (every point
 left lies in it or a later one).
 
-The budget is counted in work units (a point scored under one loop order, or
+The budget is counted in work units (a point scored or floored under one order, or
 a partial point built), not seconds: same inputs, same result, on any load.
 """
 

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--time-limit",
         type=float,
         default=2.0,
-        help="per-layer solver budget (CP-SAT deterministic seconds)",
+        help="per-layer solver budget (deterministic units, roughly seconds)",
     )
     parser.add_argument("--workers", type=int, default=2, help="layers solved in parallel")
     parser.add_argument("--max-cycles", type=int, default=None, help="latency cap per layer")
