@@ -1,6 +1,6 @@
 """The CP-SAT mapper: builds the formulation of :mod:`passes.cpsat_model`, solves, decodes.
 
-For the energy objective, half the time limit then goes to proving the result
+For the energy objective, three quarters of the time limit go to proving the result
 (:mod:`passes.prove`): an enumeration pruned by certified bounds that either
 shows no mapping is cheaper (status OPTIMAL), finds one that is, or leaves a
 tighter bound than CP-SAT's own, which on real layers stays weak.
@@ -34,7 +34,7 @@ from passes.search import (
 )
 
 SEARCH_WORKERS = 1  # layers run in parallel processes; one worker keeps CP-SAT deterministic
-CPSAT_SHARE = 0.25  # of the time limit; the proof (passes/prove.py) gets the rest
+CPSAT_SHARE = 0.25  # of the time limit for energy; the proof (passes/prove.py) gets the rest
 
 
 def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
@@ -94,7 +94,8 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     params = solver.parameters
     params.random_seed = options.seed
     params.num_workers = SEARCH_WORKERS
-    params.max_deterministic_time = options.time_limit_s * CPSAT_SHARE
+    proving = options.objective == "energy"  # the proof search bounds energy only
+    params.max_deterministic_time = options.time_limit_s * (CPSAT_SHARE if proving else 1.0)
     status = solver.Solve(model)
     elapsed = time.perf_counter() - start
     if status == cp_model.INFEASIBLE or (status == cp_model.MODEL_INVALID):
@@ -128,7 +129,7 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
             ),
         )
     proof = None
-    if options.objective == "energy" and status != cp_model.OPTIMAL:
+    if proving and status != cp_model.OPTIMAL:
         budget = budget_for(options.time_limit_s * (1 - CPSAT_SHARE))
         proof = prove(space, best.cost.energy_pj, budget, cap)
         if proof.factors is not None:
