@@ -3,11 +3,12 @@
 For every model (the shape-only torchvision exports in ../shared/models when
 present, else the bundled ResNet-18 and transformer block) on one target, the
 same layers are mapped by ``--mapper cpsat`` (per-layer limit in deterministic
-seconds) and by ``--mapper random --samples N``, side by side in one run.
+units, roughly seconds) and by ``--mapper random --samples N``, side by side in one run.
 
-Besides the ratio CP-SAT / random it prints bound / random: the energy bound of
-every layer (passes/bound.py) summed over the network, divided by random's
-total. No mapper can reach a ratio below it.
+Besides the ratio CP-SAT / random it prints bound / random: every layer's
+certified energy bound (the optimum where the layer is proven OPTIMAL, else the
+best of the proof's, CP-SAT's and passes/bound.py's) summed over the network,
+divided by random's total. No mapper can reach a ratio below it.
 
 Writes ``--out``/mapper_networks.md (a summary and one per-layer table per
 network: energy, bound, gap, status, time, random's energy) and .json.
@@ -84,7 +85,8 @@ def markdown(args: argparse.Namespace, results: dict[str, Any]) -> str:
         "",
         f"`python benchmarks/bench_mapper_networks.py --time-limit {args.time_limit:g} "
         f"--samples {args.samples}` ({args.workers} workers). Energies in µJ; the bound is "
-        "the sum of every layer's energy bound; no mapper can go below bound / random.",
+        "the sum of every layer's certified energy bound (its optimum where OPTIMAL); "
+        "no mapper can go below bound / random.",
         "",
         "| network | layers | CP-SAT µJ | bound µJ | CP-SAT / bound | max layer gap | "
         "gap ≤ 1 % | OPTIMAL | CP-SAT s | random µJ | random s | CP-SAT / random | "
@@ -129,7 +131,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="directory for .md and .json")
     args = parser.parse_args()
     print(
-        f"target {args.target}; CP-SAT {args.time_limit} det-s/layer; "
+        f"target {args.target}; CP-SAT {args.time_limit} s/layer (deterministic); "
         f"random {args.samples} samples/layer; {args.workers} workers"
     )
     print(
