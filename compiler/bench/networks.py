@@ -133,8 +133,9 @@ def markdown(data: dict[str, Any]) -> str:
             f"CP-SAT, objective energy, dataflow free, {data['time_limit_s']:g} s (deterministic) "
             f"per distinct layer, {data['workers']} worker processes; whole suite "
             f"{data['total_time_s']:.0f} s wall on {data['machine']['cpus']} CPUs. "
-            "`bound` is the sum of every layer's certified energy bound (the compulsory, spatial "
-            "and off-chip bounds of docs/cost-model.md); `x bound` = energy / bound. "
+            "`bound` is the sum of every layer's certified energy bound (its optimum where the "
+            "proof search completes, else the best of the proof's, CP-SAT's and the compulsory, "
+            "spatial and off-chip bounds of docs/cost-model.md); `x bound` = energy / bound. "
             "Energies of `eyeriss` are pJ (Accelergy 65 nm); the other targets use normalised "
             "costs (1 MAC = 1). `util` = MACs / (cycles x PEs).",
             "",
