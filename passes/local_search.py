@@ -32,7 +32,8 @@ from passes.search import (
 
 START_SAMPLES = 300
 STARTS = 3
-EVALUATIONS_PER_START = 2500
+EVALUATIONS_PER_START = 2500  # at time limits of FULL_EFFORT_S and more; fewer below
+FULL_EFFORT_S = 0.5
 SAMPLES_PER_UNROLLING = 60
 UNROLLING_STARTS_PER_SECOND = 2  # of the solver time limit: more time, more starts
 SMALL_SPACE = 20_000
@@ -116,7 +117,8 @@ def _descend(
     best = start
     evaluations = 0
     improved = True
-    while improved and evaluations < EVALUATIONS_PER_START:
+    limit = EVALUATIONS_PER_START * min(1.0, options.time_limit_s / FULL_EFFORT_S)
+    while improved and evaluations < limit:
         improved = False
         moves = (
             [("dim", d) for d in space.dims]
