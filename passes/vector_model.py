@@ -164,10 +164,13 @@ class Batch:
             lambda: self._fills(tensor, level, orders[:level]),
         )
 
-    def _fills(self, tensor: Tensor, level: int, outer: Orders) -> np.ndarray:
+    def _fills(self, tensor: Tensor, level: int, outer: Orders, below: bool = False) -> np.ndarray:
+        """With ``below``, only for points whose L* lies below the outermost level: its
+        loops then only multiply the trips, whatever their order."""
         extents = self.extents(tensor, level)
         tile = self.tile(tensor, level)
-        loops = tuple((d, i) for i, order in enumerate(outer) for d in order)
+        loops = tuple((d, i) for i, order in enumerate(outer) for d in order if i or not below)
+        outermost = self.trips(tuple((d, 0) for d in sorted(outer[0]))) if below else 1
         out = tile
         for k, (d, i) in enumerate(loops):
             if d not in tensor.relevant_dims:
@@ -176,7 +179,7 @@ class Batch:
             f = self.column(d, column)
             if not (f > 1).any():
                 continue  # a loop of 1 is no loop: L* lies further out
-            trips = self.trips(loops[:k])
+            trips = self.trips(loops[:k]) * outermost
             if (tensor.role, d) in self.model.no_halo:
                 candidate = trips * tile * f
             else:
@@ -253,7 +256,7 @@ class Batch:
                     inner |= self.column(d, self.model.columns[d][Slot(d, i, None)]) > 1
         if not inner.any():
             return base
-        return np.where(inner, self.fills(tensor, level, orders), base)
+        return np.where(inner, self._fills(tensor, level, orders[:level], below=True), base)
 
     def _energy(self, fills) -> tuple[np.ndarray, np.ndarray, list, list]:  # noqa: ANN001
         """The outermost level's energy, the rest's (MACs included), and per level the
