@@ -1,7 +1,7 @@
 """The proof search (passes/prove.py) is exact: from a poor starting point it reaches the
-exhaustive optimum and says so; out of budget it claims only a bound at or below the
-optimum; and on a full-size layer where CP-SAT's and the energy bound's gap is about 9 %,
-the CP-SAT mapper ends OPTIMAL."""
+exhaustive optimum and says so, with or without a cycle cap; out of budget it claims only
+a bound at or below the optimum; and on a full-size layer where CP-SAT's and the energy
+bound's gap is about 9 %, the CP-SAT mapper ends OPTIMAL."""
 
 from __future__ import annotations
 
@@ -51,6 +51,26 @@ def test_proof_reaches_the_exhaustive_optimum(target_name: str) -> None:
             assert cost is not None
             assert cost.energy_pj == pytest.approx(proof.energy_pj, rel=1e-9)
     assert improved > 0  # the starting points were beaten, not just confirmed
+
+
+def test_proof_respects_a_cycle_cap() -> None:
+    """Under a latency cap the proof finds the cheapest mapping that meets it."""
+    checked = 0
+    for space in small_spaces("eyeriss")[:10]:
+        free = solve_exhaustive(space, SearchOptions())
+        if free is None or free.cost.cycles <= 1:
+            continue
+        options = SearchOptions(max_cycles=free.cost.cycles - 1)  # the free optimum is too slow
+        capped = solve_exhaustive(space, options)
+        if capped is None:
+            continue
+        proof = prove(space, _worst_valid(space) * 10, budget=10**8, cap=options.max_cycles)
+        assert proof.complete
+        assert proof.energy_pj == pytest.approx(capped.cost.energy_pj, rel=1e-9)
+        cost = score_point(space, space.mapping(proof.factors, proof.orders))
+        assert cost is not None and cost.cycles <= options.max_cycles
+        checked += 1
+    assert checked > 0
 
 
 def test_out_of_budget_bound_stays_below_the_optimum() -> None:
