@@ -34,7 +34,7 @@ from passes.offchip_bound import offchip_table
 from passes.partial_points import Joiner, OffchipFloor
 from passes.vector_model import Batch, Factors, Orders, VectorModel
 
-CHUNK = 1 << 16  # points scored per numpy batch
+BATCH = 1 << 16  # points scored per numpy batch
 IMPROVEMENT = 1e-12  # relative: a smaller improvement is rounding noise
 WORK_PER_SECOND = 2_500_000  # work units per second of --time-limit (about a wall second)
 
@@ -61,7 +61,7 @@ def prove(space: MapSpace, incumbent_pj: float, budget: int, cap: int | None = N
     search = _Search(space, incumbent_pj, budget, cap)
     ranked = ranked_unrollings(space)
     if ranked is None:
-        return search.proof(False, search.floor)
+        return search.proof(False, search.space_bound)
     try:
         for entry in ranked:
             if entry.bound >= search.best:
@@ -78,7 +78,7 @@ def prove(space: MapSpace, incumbent_pj: float, budget: int, cap: int | None = N
         search.flush()
     except _OutOfBudget:
         unfinished = min(search.pending_bound, search.expanding)
-        return search.proof(False, min(search.best, max(search.floor, unfinished)))
+        return search.proof(False, min(search.best, max(search.space_bound, unfinished)))
     return search.proof(True, search.best)
 
 
@@ -96,7 +96,7 @@ class _Search:
         # The floor ignores the outermost level's order: one combo per order of the rest.
         self.tails = list({combo[1:]: combo for combo in self.combos}.values())
         self.best = incumbent_pj
-        self.floor = min(incumbent_pj, energy_bound_pj(space))
+        self.space_bound = min(incumbent_pj, energy_bound_pj(space))  # holds regardless
         self.found: tuple[dict, Orders] | None = None
         table = offchip_table(space)
         self.offchip = None if table is None else OffchipFloor(space, table)
@@ -126,7 +126,7 @@ class _Search:
         self.pending.append((leaf, np.maximum(entry.offchip, outer)))
         self.pending_size += len(next(iter(leaf.values())))
         self.pending_bound = min(self.pending_bound, entry.bound)
-        if self.pending_size >= CHUNK:
+        if self.pending_size >= BATCH:
             self.flush()
 
     def flush(self) -> None:
@@ -139,7 +139,7 @@ class _Search:
             else {d: np.concatenate([p[d] for p in parts]) for d in parts[0]}
         )
         outside = np.concatenate([floor for _, floor in self.pending])
-        # Score every order only where the order-free floor can still beat the best.
+        # Score every order only where the floor (any outermost order) can beat the best.
         self.spend(self.pending_size * len(self.tails))
         lower = np.full(self.pending_size, np.inf)
         everything = Batch(self.model, factors)

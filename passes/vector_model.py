@@ -52,10 +52,6 @@ class VectorModel:
         which only shrinks tiles: partial points that fail can be dropped early)."""
         return Batch(self, factors).fits()
 
-    def evaluate(self, factors: Factors, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
-        """Energy (pJ) and cycles of every point with loop orders ``orders``."""
-        return Batch(self, factors).evaluate(orders)
-
 
 class Batch:
     """Points sharing nothing but the space; derived arrays are computed once each."""
