@@ -37,19 +37,27 @@ def _spaces(target_name: str) -> list[MapSpace]:
     return [MapSpace(n, target, space_constraints(n, target)) for n in nests]
 
 
+def _random_points(space: MapSpace, rng: random.Random, count: int):  # noqa: ANN202
+    """Random points of the space that fit its fan-outs, as dicts and as one Batch, and
+    which of them fit its buffers; None when none of ``count`` draws fit the fan-outs."""
+    points = [{d: rng.choice(space.factor_tuples[d]) for d in space.dims} for _ in range(count)]
+    points = [p for p in points if space.spatial_fits(p)]
+    if not points:
+        return None
+    model = VectorModel(space)
+    factors = {d: np.array([p[d] for p in points], dtype=np.int64) for d in space.dims}
+    return points, Batch(model, factors), model.fits(factors)
+
+
 @pytest.mark.parametrize("target_name", bundled_targets())
 def test_vector_model_equals_score(target_name: str) -> None:
     rng = random.Random(target_name)
     checked = overflow = 0
     for space in _spaces(target_name):
-        model = VectorModel(space)
-        points = [{d: rng.choice(space.factor_tuples[d]) for d in space.dims} for _ in range(200)]
-        points = [p for p in points if space.spatial_fits(p)]
-        if not points:
+        drawn = _random_points(space, rng, 200)
+        if drawn is None:
             continue
-        factors = {d: np.array([p[d] for p in points], dtype=np.int64) for d in space.dims}
-        fits = model.fits(factors)
-        batch = Batch(model, factors)
+        points, batch, fits = drawn
         for orders in list(space.order_combos())[:4]:
             energy, cycles = batch.evaluate(orders)
             for k, point in enumerate(points):
@@ -75,14 +83,10 @@ def test_floor_is_below_every_outermost_order(target_name: str) -> None:
     rng = random.Random(f"floor-{target_name}")
     tight = 0
     for space in _spaces(target_name):
-        model = VectorModel(space)
-        points = [{d: rng.choice(space.factor_tuples[d]) for d in space.dims} for _ in range(300)]
-        points = [p for p in points if space.spatial_fits(p)]
-        if not points:
+        drawn = _random_points(space, rng, 300)
+        if drawn is None:
             continue
-        factors = {d: np.array([p[d] for p in points], dtype=np.int64) for d in space.dims}
-        fits = model.fits(factors)
-        batch = Batch(model, factors)
+        _, batch, fits = drawn
         tails = {orders[1:]: orders for orders in space.order_combos()}
         for orders in space.order_combos():
             outer, rest = batch.floor(tails[orders[1:]])  # any outermost order: the same floor
