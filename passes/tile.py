@@ -39,9 +39,10 @@ from passes.mapspace import MapSpace
 from passes.search import SearchOptions, SearchResult, SolverReport
 from targets.spec import Target
 
-# The largest loop extent mapped. Far below 2^31 on purpose: the cost model's exact
-# compulsory bound enumerates each tensor axis' index values (O(extent) memory,
-# ~400 MB at 2^22); raise this once that count is closed-form.
+# The largest loop extent mapped: a conservative cap, not a hard limit of the code. Nothing
+# enumerates O(extent) values any more (the compulsory bound caps its index enumeration at
+# compiler.cost.model.ENUMERATE_LIMIT); it keeps trial division and the factor tables quick.
+# Raise it together with a test of a layer at the new size.
 MAX_EXTENT = 2**22
 MAX_MACS = 2**40  # keeps every access count x per-access energy inside CP-SAT's 62-bit objective
 MAX_TILINGS = 50_000  # per dim: the size of the element tables the CP-SAT model builds
