@@ -35,6 +35,7 @@ from passes.partial_points import Joiner, OffchipFloor
 from passes.vector_model import Batch, Factors, Orders, VectorModel
 
 BATCH = 1 << 16  # points scored per numpy batch
+MAX_TAILS = 3  # floors per point: each costs about one scoring
 IMPROVEMENT = 1e-12  # relative: a smaller improvement is rounding noise
 WORK_PER_SECOND = 2_500_000  # work units per second of --time-limit (about a wall second)
 
@@ -93,8 +94,12 @@ class _Search:
         self.space = space
         self.model = VectorModel(space)
         self.combos = list(space.order_combos())
-        # The floor ignores the outermost level's order: one combo per order of the rest.
-        self.tails = list({combo[1:]: combo for combo in self.combos}.values())
+        # The floor ignores the orders of the `free` outermost levels: one combo per
+        # orders of the rest. Enough levels are freed to leave at most MAX_TAILS of those.
+        self.free = 1
+        while len({combo[self.free :] for combo in self.combos}) > MAX_TAILS:
+            self.free += 1
+        self.tails = list({combo[self.free :]: combo for combo in self.combos}.values())
         self.best = incumbent_pj
         self.space_bound = min(incumbent_pj, energy_bound_pj(space))  # holds regardless
         self.found: tuple[dict, Orders] | None = None
@@ -144,7 +149,7 @@ class _Search:
         lower = np.full(self.pending_size, np.inf)
         everything = Batch(self.model, factors)
         for combo in self.tails:
-            outer, rest = everything.floor(combo)
+            outer, rest = everything.floor(combo, self.free)
             lower = np.minimum(lower, rest + np.maximum(outer, outside))
         keep = lower < self.threshold
         factors = {d: v[keep] for d, v in factors.items()}

@@ -160,13 +160,14 @@ class Batch:
             lambda: self._fills(tensor, level, orders[:level]),
         )
 
-    def _fills(self, tensor: Tensor, level: int, outer: Orders, below: bool = False) -> np.ndarray:
-        """With ``below``, only for points whose L* lies below the outermost level: its
-        loops then only multiply the trips, whatever their order."""
+    def _fills(self, tensor: Tensor, level: int, outer: Orders, free: int = 0) -> np.ndarray:
+        """With ``free`` > 0, only for points whose L* lies below the ``free`` outermost
+        levels: their loops then only multiply the trips, whatever their order."""
         extents = self.extents(tensor, level)
         tile = self.tile(tensor, level)
-        loops = tuple((d, i) for i, order in enumerate(outer) for d in order if i or not below)
-        outermost = self.trips(tuple((d, 0) for d in sorted(outer[0]))) if below else 1
+        loops = tuple((d, i) for i, order in enumerate(outer) for d in order if i >= free)
+        above = tuple(sorted((d, i) for i, order in enumerate(outer[:free]) for d in order))
+        outermost = self.trips(above) if free else 1
         out = tile
         for k, (d, i) in enumerate(loops):
             if d not in tensor.relevant_dims:
@@ -222,37 +223,38 @@ class Batch:
             cycles = np.maximum(cycles, np.ceil(busiest / lvl.bandwidth_words_per_cycle))
         return outer + rest, cycles
 
-    def floor(self, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
-        """Energy no order of the outermost level's loops can beat (``orders[0]`` is
+    def floor(self, orders: Orders, free: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Energy no orders of the ``free`` outermost levels can beat (``orders[:free]`` are
         ignored), split into the outermost level's part and the rest (MACs included):
         every count grows with the fills, so :meth:`fills_floor` gives lower bounds."""
-        outer, rest, _, _ = self._energy(lambda t, level: self.fills_floor(t, level, orders))
+        outer, rest, _, _ = self._energy(lambda t, level: self.fills_floor(t, level, orders, free))
         return outer, rest
 
-    def fills_floor(self, tensor: Tensor, level: int, orders: Orders) -> np.ndarray:
-        """At most the fills under any order of the outermost level. With a relevant loop
-        inside it, L* lies there and the outermost loops only multiply the trips, in any
-        order; else each relevant outermost loop whose dim moves the tile by a whole tile
-        is one of L*'s trips or L* itself: the tile times their factors."""
+    def fills_floor(self, tensor: Tensor, level: int, orders: Orders, free: int) -> np.ndarray:
+        """At most the fills under any orders of the ``free`` outermost levels. With a
+        relevant loop below them, L* lies there and their loops only multiply the trips,
+        in any order; else each of their relevant loops whose dim moves the tile by a
+        whole tile is one of L*'s trips or L* itself: the tile times their factors."""
         return self._memo(
-            ("floor", tensor.role, level, orders[1:level]),
-            lambda: self._fills_floor(tensor, level, orders),
+            ("floor", tensor.role, level, free, orders[free:level]),
+            lambda: self._fills_floor(tensor, level, orders, free),
         )
 
-    def _fills_floor(self, tensor: Tensor, level: int, orders: Orders) -> np.ndarray:
+    def _fills_floor(self, tensor: Tensor, level: int, orders: Orders, free: int) -> np.ndarray:
         base = self.tile(tensor, level)
-        for d in tensor.relevant_dims:
-            slot = Slot(d, 0, None)
-            if (tensor.role, d) in self.model.no_halo and slot in self.model.columns.get(d, {}):
-                base = base * self.column(d, self.model.columns[d][slot])
+        for i in range(min(free, level)):
+            for d in tensor.relevant_dims:
+                slot = Slot(d, i, None)
+                if (tensor.role, d) in self.model.no_halo and slot in self.model.columns.get(d, {}):
+                    base = base * self.column(d, self.model.columns[d][slot])
         inner = np.zeros(self.n, dtype=bool)
-        for i in range(1, level):
+        for i in range(free, level):
             for d in orders[i]:
                 if d in tensor.relevant_dims:
                     inner |= self.column(d, self.model.columns[d][Slot(d, i, None)]) > 1
         if not inner.any():
             return base
-        return np.where(inner, self._fills(tensor, level, orders[:level], below=True), base)
+        return np.where(inner, self._fills(tensor, level, orders[:level], free), base)
 
     def _energy(self, fills) -> tuple[np.ndarray, np.ndarray, list, list]:  # noqa: ANN001
         """The outermost level's energy, the rest's (MACs included), and per level the
