@@ -56,7 +56,17 @@ _SCHEMA = (
 
 # passes.search.SolverReport's fields: what a solve reports besides its mapping
 REPORT_KEYS = frozenset(
-    {"mapper", "status", "objective", "bound", "gap", "time_s", "evaluated", "energy_bound_pj"}
+    {
+        "mapper",
+        "status",
+        "objective",
+        "bound",
+        "gap",
+        "time_s",
+        "evaluated",
+        "energy_bound_pj",
+        "proof_work",
+    }
 )
 
 

@@ -46,8 +46,9 @@ class SolverReport:
     bound: float
     gap: float
     time_s: float
-    evaluated: int = 0
+    evaluated: int = 0  # points scored (exhaustive, random) or CP-SAT branches
     energy_bound_pj: float = 0.0
+    proof_work: int = 0  # work units the proof search (passes/prove.py) spent
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class SolverReport:
             "time_s": self.time_s,
             "evaluated": self.evaluated,
             "energy_bound_pj": self.energy_bound_pj,
+            "proof_work": self.proof_work,
         }
 
 
