@@ -75,6 +75,7 @@ def _footprint_words(fp: _Footprint, factors: tuple[int, ...]) -> float:
     return per_instance * instances / math.prod(factors[k] for k in fp.divisor)
 
 
+@functools.lru_cache(maxsize=8)  # the proof and the mapper's report both ask
 def energy_bound_pj(space: MapSpace) -> float:
     """The best certified bound, never below the compulsory bound: the cheapest
     unrolling's, or the cheapest unrolling's on-chip part plus the off-chip bound
@@ -224,7 +225,7 @@ def _unrollings(space: MapSpace, spatial: list[Slot]) -> Iterator[tuple[int, ...
         if not positions:
             continue
         indices = [spatial.index(space.slots[d][k]) for k in positions]
-        choices = sorted({tuple(t[k] for k in positions) for t in space.factor_tuples[d]})
+        choices = sorted(space.tuples_by_unrolling[d])
         per_dim.append((indices, choices))
     limit = {(s.level, s.axis): space.fanout[s.level][0 if s.axis == "X" else 1] for s in spatial}
     factors = [1] * len(spatial)

@@ -13,7 +13,6 @@ whose bound is no better than the best point found are skipped.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import random
 from collections import defaultdict
@@ -86,9 +85,8 @@ def _sample_unrolling(
     """The best of some random points whose spatial factors are ``unrolling``'s."""
     choices = {}
     for d in space.dims:
-        spatial = [k for k, s in enumerate(space.slots[d]) if s.axis is not None]
-        want = tuple(unrolling[space.slots[d][k]] for k in spatial)
-        choices[d] = _by_unrolling(space, d, tuple(spatial))[want]
+        want = tuple(unrolling[s] for s in space.slots[d] if s.axis is not None)
+        choices[d] = space.tuples_by_unrolling[d][want]
     best = None
     for _ in range(SAMPLES_PER_UNROLLING):
         factors = {d: rng.choice(choices[d]) for d in space.dims}
@@ -97,16 +95,6 @@ def _sample_unrolling(
         if point is not None:
             best = _better(best, point, options)
     return best
-
-
-@functools.lru_cache(maxsize=64)  # once per dim of a space, not once per start
-def _by_unrolling(
-    space: MapSpace, dim: str, spatial: tuple[int, ...]
-) -> dict[tuple[int, ...], list[tuple[int, ...]]]:
-    groups: dict[tuple[int, ...], list[tuple[int, ...]]] = defaultdict(list)
-    for factors in space.factor_tuples[dim]:
-        groups[tuple(factors[k] for k in spatial)].append(factors)
-    return groups
 
 
 def _descend(

@@ -86,6 +86,19 @@ class MapSpace:
         return out
 
     @cached_property
+    def tuples_by_unrolling(self) -> dict[str, dict[tuple[int, ...], list[tuple[int, ...]]]]:
+        """Per dim, its factor tuples grouped by their spatial factors (in slot order):
+        the temporal choices left once an unrolling is fixed."""
+        out: dict[str, dict[tuple[int, ...], list[tuple[int, ...]]]] = {}
+        for d in self.dims:
+            spatial = [k for k, s in enumerate(self.slots[d]) if s.axis is not None]
+            groups: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
+            for factors in self.factor_tuples[d]:
+                groups.setdefault(tuple(factors[k] for k in spatial), []).append(factors)
+            out[d] = groups
+        return out
+
+    @cached_property
     def order_candidates(self) -> tuple[tuple[tuple[str, ...], ...], ...]:
         """Per level, the loop orders (outermost first) worth distinguishing."""
         out = []

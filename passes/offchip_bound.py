@@ -28,6 +28,7 @@ minimum is a certified bound on the outermost level's energy
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -36,6 +37,7 @@ import numpy as np
 from compiler.cost.model import distinct_words
 from compiler.ir.loopnest import Tensor
 from passes.mapspace import MapSpace
+from passes.vector_model import within_capacity
 
 MAX_TILINGS = 400_000  # outer factorisations enumerated at once (numpy, a few MB)
 
@@ -56,6 +58,7 @@ class OffchipTable:
     energy: np.ndarray  # indexed by each dim's position in its choices (inf: infeasible)
 
 
+@functools.lru_cache(maxsize=8)  # the energy bound, the proof and the mapper's report share it
 def offchip_table(space: MapSpace) -> OffchipTable | None:
     """The bound per outer factorisation; None when there are too many to enumerate."""
     nest = space.nest
@@ -176,15 +179,5 @@ def _fits_below(space: MapSpace, inner: dict[str, np.ndarray], size: int) -> np.
     if len(space.target.levels) < 2 or space.fanout[0] != (1, 1):
         return ok
     level = space.target.levels[1]
-    total = np.zeros(size)
-    for tensor in space.nest.tensors:
-        if tensor.role not in level.keeps:
-            continue
-        tile = _box(tensor, inner, size)
-        total += tile
-        cap = level.capacity_for(tensor.role)
-        if cap is not None:
-            ok &= tile <= cap
-    if level.capacity_words is not None:
-        ok &= total <= level.capacity_words
-    return ok
+    tiles = {t.role: _box(t, inner, size) for t in space.nest.tensors if t.role in level.keeps}
+    return within_capacity(level, tiles, size)

@@ -18,7 +18,7 @@ import numpy as np
 
 from passes.mapspace import MapSpace
 from passes.offchip_bound import OffchipTable
-from passes.vector_model import Factors
+from passes.vector_model import Factors, limited, within_capacity
 
 CHUNK = 1 << 16  # rows per join step
 
@@ -64,28 +64,25 @@ class Joiner:
         self.candidates = candidates
         self.offchip = offchip
         target = space.target
-        # Capacity checks: (level, [(role, axes, cap)], total cap) for levels with a limit.
-        self.limits = []
-        for i, level in enumerate(target.levels):
-            roles = [
-                (t.role, len(t.projection), level.capacity_for(t.role))
-                for t in space.nest.tensors
-                if t.role in level.keeps
-            ]
-            if level.capacity_words is not None or any(cap is not None for _, _, cap in roles):
-                self.limits.append((i, roles, level.capacity_words))
-        tensors = {t.role: t for t in space.nest.tensors}
+        # Capacity checks: (level index, level, [(role, axes)]) for levels with a limit.
+        tensors = space.nest.tensors
+        self.limits = [
+            (i, level, [(t.role, len(t.projection)) for t in tensors if t.role in level.keeps])
+            for i, level in enumerate(target.levels)
+            if limited(level)
+        ]
+        by_role = {t.role: t for t in tensors}
         # Per dim: what each candidate adds to each (level, role, axis) extent it affects.
         self.adds: dict[str, dict[tuple[int, str, int], np.ndarray]] = {}
         self.outer: dict[str, np.ndarray] = {}
         for d, array in candidates:
             adds = {}
-            for i, roles, _ in self.limits:
+            for i, _, roles in self.limits:
                 span = np.prod(
                     array[:, [k for k, s in enumerate(space.slots[d]) if s.level >= i]], axis=1
                 )
-                for role, _, _ in roles:
-                    for a, axis in enumerate(tensors[role].projection):
+                for role, _ in roles:
+                    for a, axis in enumerate(by_role[role].projection):
                         coef = sum(abs(c) for dim, c in axis.terms if dim == d)
                         if coef:
                             adds[(i, role, a)] = coef * (span - 1)
@@ -145,18 +142,14 @@ class Joiner:
 
     def _fits(self, extents: dict[tuple[int, str, int], np.ndarray], rows: int) -> np.ndarray:
         ok = np.ones(rows, dtype=bool)
-        for i, roles, total_cap in self.limits:
-            total = np.zeros(rows, dtype=np.int64)
-            for role, axes, cap in roles:
-                words = np.ones(rows, dtype=np.int64)
+        for i, level, roles in self.limits:
+            words = {}
+            for role, axes in roles:
+                words[role] = np.ones(rows, dtype=np.int64)
                 for a in range(axes):
                     if (i, role, a) in extents:
-                        words = words * extents[(i, role, a)]
-                total += words
-                if cap is not None:
-                    ok &= words <= cap
-            if total_cap is not None:
-                ok &= total <= total_cap
+                        words[role] = words[role] * extents[(i, role, a)]
+            ok &= within_capacity(level, words, rows)
         return ok
 
     def _outer_floor(self, index: dict[str, np.ndarray], rows: int) -> np.ndarray:

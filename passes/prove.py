@@ -180,16 +180,7 @@ def _candidates(
     out = []
     for d in space.dims:
         key = tuple(unrolling[s] for s in space.slots[d] if s.axis is not None)
-        tuples = _by_spatial(space, d).get(key, [])
+        tuples = space.tuples_by_unrolling[d].get(key, [])
         array = np.array(tuples, dtype=np.int64).reshape(len(tuples), len(space.slots[d]))
         out.append((d, array[model.fits({d: array})] if len(array) else array))
     return sorted(out, key=lambda item: len(item[1]))
-
-
-@functools.lru_cache(maxsize=16)
-def _by_spatial(space: MapSpace, dim: str) -> dict[tuple[int, ...], list[tuple[int, ...]]]:
-    spatial = [k for k, s in enumerate(space.slots[dim]) if s.axis is not None]
-    groups: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
-    for factors in space.factor_tuples[dim]:
-        groups.setdefault(tuple(factors[k] for k in spatial), []).append(factors)
-    return groups

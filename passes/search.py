@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,17 +52,7 @@ class SolverReport:
     proof_work: int = 0  # work units the proof search (passes/prove.py) spent
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "mapper": self.mapper,
-            "status": self.status,
-            "objective": self.objective,
-            "bound": self.bound,
-            "gap": self.gap,
-            "time_s": self.time_s,
-            "evaluated": self.evaluated,
-            "energy_bound_pj": self.energy_bound_pj,
-            "proof_work": self.proof_work,
-        }
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import numpy as np
 from compiler.cost.model import networks_support
 from compiler.ir.loopnest import Tensor
 from passes.mapspace import MapSpace, Slot
+from targets.spec import StorageLevel
 
 Factors = dict[str, np.ndarray]  # per dim, an int64 array (points x the dim's slots)
 Orders = tuple[tuple[str, ...], ...]
@@ -134,17 +135,9 @@ class Batch:
     def fits(self) -> np.ndarray:
         ok = np.ones(self.n, dtype=bool)
         for i, level in enumerate(self.space.target.levels):
-            total = np.zeros(self.n, dtype=np.int64)
-            for tensor in self.space.nest.tensors:
-                if tensor.role not in level.keeps:
-                    continue
-                words = self.tile(tensor, i)
-                total = total + words
-                cap = level.capacity_for(tensor.role)
-                if cap is not None:
-                    ok &= words <= cap
-            if level.capacity_words is not None:
-                ok &= total <= level.capacity_words
+            if limited(level):
+                tensors = [t for t in self.space.nest.tensors if t.role in level.keeps]
+                ok &= within_capacity(level, {t.role: self.tile(t, i) for t in tensors}, self.n)
         return ok
 
     def first(self, relevant: frozenset[str], level: int) -> np.ndarray:
@@ -308,6 +301,26 @@ class Batch:
                 writes_at[i] += written
         rest = nest.macs * target.mac_energy_pj + sum(by_level[1:], np.zeros(n))
         return by_level[0], rest, reads_at, writes_at
+
+
+def limited(level: StorageLevel) -> bool:
+    """Whether the level has any capacity to check."""
+    return level.capacity_words is not None or bool(level.capacity_per_tensor)
+
+
+def within_capacity(level: StorageLevel, words: dict[str, np.ndarray], rows: int) -> np.ndarray:
+    """Rows whose tiles (words per role, kept at ``level``) fit its per-role and shared
+    capacities: the numpy form of ``compiler.cost.validate.check_tiles``."""
+    ok = np.ones(rows, dtype=bool)
+    total = np.zeros(rows)
+    for role, tile in words.items():
+        total = total + tile
+        cap = level.capacity_for(role)  # type: ignore[arg-type]
+        if cap is not None:
+            ok &= tile <= cap
+    if level.capacity_words is not None:
+        ok &= total <= level.capacity_words
+    return ok
 
 
 def _product(arrays: list[np.ndarray], n: int) -> np.ndarray:
