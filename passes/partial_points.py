@@ -5,9 +5,9 @@ tuples. The box extents of every tile with a capacity are kept per axis and
 grow as dims join (a dim adds ``|c| x (span - 1)`` to each axis it indexes,
 its span being the product of its factors at and below the level), so a join
 costs a few gathers and additions, and rows whose tiles already overflow are
-dropped at once: tiles only grow as dims join. Rows whose outer factors'
-off-chip bound (:mod:`passes.offchip_bound`, minimised over the dims not
-joined yet) cannot beat the best are dropped too.
+dropped at once: tiles only grow as dims join. The caller prunes the rows
+that fit, given their factors and the off-chip bound of their outer factors
+(:mod:`passes.offchip_bound`, minimised over the dims not joined yet).
 """
 
 from __future__ import annotations
@@ -93,11 +93,11 @@ class Joiner:
                     self.outer[d] = positions
 
     def leaves(
-        self, spend: Callable[[int], None], prune: Callable[[np.ndarray], np.ndarray]
-    ) -> Iterator[tuple[Factors, np.ndarray]]:
-        """Full points that fit, with their off-chip floor, in pieces. ``prune`` maps the
-        off-chip floor of partial rows to the rows to keep; ``spend`` is charged one
-        unit per row built (and may raise to stop)."""
+        self, spend: Callable[[int], None], prune: Callable[[Factors, np.ndarray], np.ndarray]
+    ) -> Iterator[Factors]:
+        """Full points that fit and that ``prune`` keeps, in pieces. ``prune`` maps the
+        factors of partial rows (the dims joined so far) and their off-chip floor to the
+        rows to keep; ``spend`` is charged one unit per row built (and may raise to stop)."""
         if any(len(array) == 0 for _, array in self.candidates):
             return
         yield from self._join({}, {}, 1, 0, spend, prune)
@@ -109,12 +109,8 @@ class Joiner:
         rows: int,
         depth: int,
         spend: Callable[[int], None],
-        prune: Callable[[np.ndarray], np.ndarray],
-    ) -> Iterator[tuple[Factors, np.ndarray]]:
-        if depth == len(self.candidates):
-            factors = {d: array[index[d]] for d, array in self.candidates}
-            yield factors, self._outer_floor(index, rows)
-            return
+        prune: Callable[[Factors, np.ndarray], np.ndarray],
+    ) -> Iterator[Factors]:
         dim, array = self.candidates[depth]
         width = len(array)
         step = max(1, CHUNK // width)
@@ -127,18 +123,25 @@ class Joiner:
             grown = {k: np.repeat(v[start : start + count], width) for k, v in extents.items()}
             for key, add in self.adds[dim].items():
                 grown[key] = grown.get(key, 1) + add[picked]
-            keep = self._fits(grown, count * width)
-            if self.offchip is not None:
-                keep &= prune(self._outer_floor(grown_index, count * width))
-            if keep.any():
-                yield from self._join(
-                    {d: v[keep] for d, v in grown_index.items()},
-                    {k: v[keep] for k, v in grown.items()},
-                    int(keep.sum()),
-                    depth + 1,
-                    spend,
-                    prune,
-                )
+            fit = np.flatnonzero(self._fits(grown, count * width))
+            if not fit.size:
+                continue
+            index_fit = {d: v[fit] for d, v in grown_index.items()}
+            factors = {d: a[index_fit[d]] for d, a in self.candidates[: depth + 1]}
+            keep = prune(factors, self._outer_floor(index_fit, fit.size))
+            if not keep.any():
+                continue
+            if depth + 1 == len(self.candidates):
+                yield {d: v[keep] for d, v in factors.items()}
+                continue
+            yield from self._join(
+                {d: v[keep] for d, v in index_fit.items()},
+                {k: v[fit[keep]] for k, v in grown.items()},
+                int(keep.sum()),
+                depth + 1,
+                spend,
+                prune,
+            )
 
     def _fits(self, extents: dict[tuple[int, str, int], np.ndarray], rows: int) -> np.ndarray:
         ok = np.ones(rows, dtype=bool)

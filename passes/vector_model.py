@@ -55,12 +55,19 @@ class VectorModel:
 
 
 class Batch:
-    """Points sharing nothing but the space; derived arrays are computed once each."""
+    """Points sharing nothing but the space; derived arrays are computed once each.
 
-    def __init__(self, model: VectorModel, factors: Factors) -> None:
+    Dims in ``relaxed`` stand for dims a partial point has not fixed yet: their rows carry
+    the spatial factors and 1 elsewhere, and their whole extent spans every tile. Their
+    floors then bound every completion's energy (docs/cost-model.md, "Proving the optimum")."""
+
+    def __init__(
+        self, model: VectorModel, factors: Factors, relaxed: frozenset[str] = frozenset()
+    ) -> None:
         self.model = model
         self.space = model.space
         self.factors = factors
+        self.relaxed = relaxed
         self.n = len(next(iter(factors.values()))) if factors else 1
         self._cache: dict[tuple, np.ndarray] = {}
 
@@ -78,6 +85,11 @@ class Batch:
 
     def inner(self, dim: str, level: int) -> np.ndarray:
         """Product of the dim's factors at ``level`` and below: its span in that tile."""
+        if dim in self.relaxed:
+            return self._memo(
+                ("inner", dim, level),
+                lambda: self.space.extents[dim] // self.spread((dim,), 0, level),
+            )
         slots = self.space.slots.get(dim, ())
         return self._memo(
             ("inner", dim, level),
@@ -120,8 +132,14 @@ class Batch:
             def make(axis=axis) -> np.ndarray:  # noqa: ANN001
                 extent = np.ones(self.n, dtype=np.int64)
                 for d, c in axis.terms:
-                    if d in self.factors:
+                    if d in self.factors and d not in self.relaxed:
                         extent = extent + abs(c) * (self.inner(d, level) - 1)
+                # A relaxed dim's span joins with a step of at most the rest's extent:
+                # a whole-dim box would count the gaps between strided windows.
+                rest = extent
+                for d, c in axis.terms:
+                    if d in self.relaxed:
+                        extent = extent + np.minimum(abs(c), rest) * (self.inner(d, level) - 1)
                 return extent
 
             out.append(self._memo(("extent", tensor.role, a, level), make))

@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 from compiler.errors import IRParseError
@@ -37,7 +38,7 @@ class Tensor:
     projection: tuple[AffineExpr, ...]
     shape: tuple[int, ...]
 
-    @property
+    @cached_property  # asked for millions of times by the proof's cost model
     def relevant_dims(self) -> frozenset[str]:
         return frozenset(d for axis in self.projection for d in axis.dims)
 
