@@ -126,6 +126,8 @@ def _descend(
                     for o in space.order_candidates[what]
                 ]
             for f, o in options_:
+                if evaluations >= limit:
+                    return best  # a dim with tens of thousands of tilings would overrun
                 point = _score(space, f, o, cap)
                 evaluations += 1
                 if point is not None and rank_key(point.cost, options.objective) < rank_key(

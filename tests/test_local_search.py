@@ -69,3 +69,30 @@ def test_unrolling_starts_keep_the_unrolling_they_were_drawn_for() -> None:
             for slot, f in zip(space.slots[d], factors[d], strict=True):
                 if slot.axis is not None:
                     assert f == unrolling[slot]
+
+
+def test_a_descent_stops_at_its_evaluation_limit_even_mid_sweep(monkeypatch) -> None:  # noqa: ANN001
+    """A depthwise layer's group dim has tens of thousands of tilings on eyeriss (G may
+    loop at every level and unroll on both axes): one sweep over them must not overrun
+    the limit (MobileNetV2's depthwise layers once took 10x their --time-limit)."""
+    import passes.local_search as local_search
+
+    nest = drop_unit_dims(conv2d("dw", k=1, c=1, groups=960, p=7, q=7, r=3, s=3))
+    target = load_target("eyeriss")
+    space = MapSpace(nest, target, space_constraints(nest, target))
+    assert max(len(t) for t in space.factor_tuples.values()) > 10 * 2500
+    start = local_search._sample_unrolling(
+        space, ranked_unrollings(space)[0].factors, random.Random(0), None, SearchOptions()
+    )
+    assert start is not None
+    calls = 0
+    score = local_search._score
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        nonlocal calls
+        calls += 1
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(local_search, "_score", counted)
+    _descend(space, start, SearchOptions(time_limit_s=0.1), None)
+    assert calls == round(local_search.EVALUATIONS_PER_START * 0.1 / local_search.FULL_EFFORT_S)
