@@ -12,6 +12,7 @@ that fit, given their factors and the off-chip bound of their outer factors
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -63,6 +64,9 @@ class Joiner:
     ) -> None:
         self.candidates = candidates
         self.offchip = offchip
+        # Per depth: how many full points a row with that many dims joined can lead to.
+        widths = [len(array) for _, array in candidates]
+        self.completions = [math.prod(widths[k:]) for k in range(len(widths) + 1)]
         target = space.target
         # Capacity checks: (level index, level, [(role, axes)]) for levels with a limit.
         tensors = space.nest.tensors
@@ -93,11 +97,14 @@ class Joiner:
                     self.outer[d] = positions
 
     def leaves(
-        self, spend: Callable[[int], None], prune: Callable[[Factors, np.ndarray], np.ndarray]
-    ) -> Iterator[Factors]:
-        """Full points that fit and that ``prune`` keeps, in pieces. ``prune`` maps the
-        factors of partial rows (the dims joined so far) and their off-chip floor to the
-        rows to keep; ``spend`` is charged one unit per row built (and may raise to stop)."""
+        self,
+        spend: Callable[[int], None],
+        prune: Callable[[Factors, np.ndarray, int], np.ndarray],
+    ) -> Iterator[tuple[Factors, np.ndarray]]:
+        """Full points that fit and that ``prune`` keeps, with their off-chip floor, in
+        pieces. ``prune`` maps the factors of rows (the dims joined so far), their off-chip
+        floor and how many completions each row has at most to the rows to keep; ``spend``
+        is charged one unit per row built (and may raise to stop)."""
         if any(len(array) == 0 for _, array in self.candidates):
             return
         yield from self._join({}, {}, 1, 0, spend, prune)
@@ -109,8 +116,8 @@ class Joiner:
         rows: int,
         depth: int,
         spend: Callable[[int], None],
-        prune: Callable[[Factors, np.ndarray], np.ndarray],
-    ) -> Iterator[Factors]:
+        prune: Callable[[Factors, np.ndarray, int], np.ndarray],
+    ) -> Iterator[tuple[Factors, np.ndarray]]:
         dim, array = self.candidates[depth]
         width = len(array)
         step = max(1, CHUNK // width)
@@ -128,11 +135,12 @@ class Joiner:
                 continue
             index_fit = {d: v[fit] for d, v in grown_index.items()}
             factors = {d: a[index_fit[d]] for d, a in self.candidates[: depth + 1]}
-            keep = prune(factors, self._outer_floor(index_fit, fit.size))
+            outer = self._outer_floor(index_fit, fit.size)
+            keep = prune(factors, outer, self.completions[depth + 1])
             if not keep.any():
                 continue
             if depth + 1 == len(self.candidates):
-                yield {d: v[keep] for d, v in factors.items()}
+                yield {d: v[keep] for d, v in factors.items()}, outer[keep]
                 continue
             yield from self._join(
                 {d: v[keep] for d, v in index_fit.items()},

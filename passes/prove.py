@@ -14,9 +14,10 @@ its tiles overflow a buffer, its off-chip bound is too high, or its *floor*
 reaches the best. The floor is exact but for the orders of the outermost
 level(s), whose part is raised to the off-chip bound, and with the dims not
 joined yet *relaxed*: no temporal loops, their whole extent in every tile. No
-completion spends less (tests/test_vector_model.py), so on VGG-16's conv1_2 a
-partial point with five of six dims joined is already decided for 96 % of
-rows. Every order is scored only for full points whose floor beats the best.
+completion spends less (tests/test_vector_model.py). A floor call has a fixed
+cost, so partial points are floored only in groups of 16 or more with enough
+completions below them; full points are floored in batches. Every order is
+scored only for full points whose floor beats the best.
 When the budget runs out first, the bound proven is the smaller of the best
 energy and the bound of the first unrolling not fully enumerated (every point
 left lies in it or a later one).
@@ -45,6 +46,8 @@ MAX_TAILS = 3  # floors per point: each costs about one scoring
 IMPROVEMENT = 1e-12  # relative: a smaller improvement is rounding noise
 WORK_PER_SECOND = 2_500_000  # work units per second of --time-limit (about a wall second)
 FLOOR_CALL = 4_000  # work units a floor call costs whatever its size (numpy's overhead)
+FLOOR_WORTH = 2 * FLOOR_CALL  # partial rows x their completions that repay a floor call
+FLOOR_ROWS = 16  # fewer partial rows are left to later joins: one call would floor them all
 
 
 @dataclass(frozen=True)
@@ -79,10 +82,10 @@ def prove(space: MapSpace, incumbent_pj: float, budget: int, cap: int | None = N
             joiner = Joiner(space, _candidates(space, search.model, entry.factors), search.offchip)
             search.expanding = entry.bound
             virtual = _virtual_rows(space, entry.factors)
-            for leaf in joiner.leaves(
+            for leaf, outer in joiner.leaves(
                 search.spend, functools.partial(search.promising, entry, virtual)
             ):
-                search.add(entry, leaf)
+                search.add(entry, leaf, outer)
             search.expanding = math.inf
         search.flush()
     except _OutOfBudget:
@@ -116,7 +119,7 @@ class _Search:
         self.budget = budget
         self.cap = cap
         self.work = 0
-        self.pending: list[Factors] = []  # points waiting to be scored
+        self.pending: list[tuple[Factors, np.ndarray]] = []  # points, off-chip floor
         self.pending_size = 0
         self.pending_bound = math.inf  # the lowest unrolling bound among pending points
         self.expanding = math.inf  # the bound of the unrolling being enumerated, if any
@@ -132,15 +135,22 @@ class _Search:
         self.work += units
 
     def promising(
-        self, entry: RankedUnrolling, virtual: Factors, factors: Factors, outer: np.ndarray
+        self,
+        entry: RankedUnrolling,
+        virtual: Factors,
+        factors: Factors,
+        outer: np.ndarray,
+        descendants: int,
     ) -> np.ndarray:
         """Rows of partial points (``factors``: the dims joined so far) that may still lead
-        to a point beating the best: first by the unrolling's on-chip bound plus the
-        off-chip floor ``outer``, then by the floor with the other dims relaxed."""
+        to a point beating the best: by the unrolling's on-chip bound plus the off-chip
+        floor ``outer``, then, where enough points hang below them to repay a floor call
+        (each row has up to ``descendants`` completions), by the floor with the other dims
+        relaxed. Full points are floored later, in batches (:meth:`flush`)."""
         offchip = np.maximum(entry.offchip, outer)
         keep = entry.onchip + offchip < self.threshold
         rows = np.flatnonzero(keep)
-        if not rows.size:
+        if descendants <= 1 or rows.size < FLOOR_ROWS or rows.size * descendants < FLOOR_WORTH:
             return keep
         self.spend(FLOOR_CALL + rows.size * len(self.tails))
         relaxed = frozenset(d for d in self.space.dims if d not in factors)
@@ -150,34 +160,42 @@ class _Search:
             else factors[d][rows]
             for d in self.space.dims
         }
-        batch = Batch(self.model, full, relaxed)
-        lower = np.full(rows.size, np.inf)
-        for combo in self.tails:
-            outermost, rest = batch.floor(combo, self.free)
-            lower = np.minimum(lower, rest + np.maximum(outermost, offchip[rows]))
+        lower = self._floor(Batch(self.model, full, relaxed), offchip[rows])
         keep[rows] = lower < self.threshold
         return keep
 
-    def add(self, entry: RankedUnrolling, leaf: Factors) -> None:
-        self.pending.append(leaf)
-        self.pending_size += len(next(iter(leaf.values())))
+    def _floor(self, batch: Batch, offchip: np.ndarray) -> np.ndarray:
+        """The least floor over the tails, its outermost part raised to ``offchip``."""
+        lower = np.full(batch.n, np.inf)
+        for combo in self.tails:
+            outermost, rest = batch.floor(combo, self.free)
+            lower = np.minimum(lower, rest + np.maximum(outermost, offchip))
+        return lower
+
+    def add(self, entry: RankedUnrolling, leaf: Factors, outer: np.ndarray) -> None:
+        self.pending.append((leaf, np.maximum(entry.offchip, outer)))
+        self.pending_size += len(outer)
         self.pending_bound = min(self.pending_bound, entry.bound)
         if self.pending_size >= BATCH:
             self.flush()
 
     def flush(self) -> None:
-        """Score every pending point (each already passed its floor) under every order."""
         if not self.pending:
             return
-        parts = self.pending
+        parts = [leaf for leaf, _ in self.pending]
         factors = (
             parts[0]
             if len(parts) == 1
             else {d: np.concatenate([p[d] for p in parts]) for d in parts[0]}
         )
-        self.spend(self.pending_size * len(self.combos))
+        offchip = np.concatenate([floor for _, floor in self.pending])
+        # Score every order only where the floor (any outermost order) can beat the best.
+        self.spend(self.pending_size * len(self.tails))
+        keep = self._floor(Batch(self.model, factors), offchip) < self.threshold
+        factors = {d: v[keep] for d, v in factors.items()}
+        self.spend(int(keep.sum()) * len(self.combos))
         batch = Batch(self.model, factors)
-        for orders in self.combos:
+        for orders in self.combos if keep.any() else ():
             energy, cycles = batch.evaluate(orders)
             if self.cap is not None:
                 energy = np.where(cycles <= self.cap, energy, np.inf)

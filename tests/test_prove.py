@@ -5,6 +5,7 @@ bound's gap is about 9 %, the CP-SAT mapper ends OPTIMAL."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from compiler.ir.builders import conv2d
@@ -51,6 +52,39 @@ def test_proof_reaches_the_exhaustive_optimum(target_name: str) -> None:
             assert cost is not None
             assert cost.energy_pj == pytest.approx(proof.energy_pj, rel=1e-9)
     assert improved > 0  # the starting points were beaten, not just confirmed
+
+
+@pytest.mark.parametrize("target_name", bundled_targets())
+def test_floors_of_partial_points_keep_the_optimum(target_name: str, monkeypatch) -> None:  # noqa: ANN001
+    """With every group of partial points floored (relaxed dims), not only the large
+    ones, the proof still reaches the exhaustive optimum, and those floors do prune."""
+    import passes.prove as prove_module
+
+    monkeypatch.setattr(prove_module, "FLOOR_ROWS", 1)
+    monkeypatch.setattr(prove_module, "FLOOR_WORTH", 0)
+    pruned = 0
+    promising = prove_module._Search.promising
+
+    def counted(self, entry, virtual, factors, outer, descendants):  # noqa: ANN001, ANN202
+        nonlocal pruned
+        cheap = entry.onchip + np.maximum(entry.offchip, outer) < self.threshold
+        keep = promising(self, entry, virtual, factors, outer, descendants)
+        pruned += int((cheap & ~keep).sum())
+        return keep
+
+    monkeypatch.setattr(prove_module._Search, "promising", counted)
+    for space in small_spaces(target_name)[:12]:
+        best = solve_exhaustive(space, SearchOptions())
+        start = _worst_valid(space)
+        if best is None or start == 0.0:
+            continue
+        # From a poor start, and from just above the optimum (where floors prune most).
+        for incumbent in (start, best.cost.energy_pj * 1.001):
+            proof = prove(space, incumbent, budget=10**8)
+            assert proof.complete, space.nest.name
+            optimum = best.cost.energy_pj
+            assert proof.energy_pj == pytest.approx(optimum, rel=1e-9), space.nest.name
+    assert pruned > 0
 
 
 def test_proof_respects_a_cycle_cap() -> None:
