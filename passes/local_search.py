@@ -100,7 +100,9 @@ def _sample_unrolling(
 def _descend(
     space: MapSpace, start: SearchResult, options: SearchOptions, cap: int | None
 ) -> SearchResult:
-    """Coordinate descent: re-tile one dim (or re-order one level) at a time, keep the best."""
+    """Coordinate descent: re-tile one dim (or re-order one level) at a time, keep the best.
+    Sweeps go on while they improve and fewer than ``limit`` evaluations (less at small
+    time limits) are spent; one sweep always finishes unless it reaches the full effort."""
     factors, orders = decode(space, start.mapping)
     best = start
     evaluations = 0
@@ -126,7 +128,7 @@ def _descend(
                     for o in space.order_candidates[what]
                 ]
             for f, o in options_:
-                if evaluations >= limit:
+                if evaluations >= EVALUATIONS_PER_START:
                     return best  # a dim with tens of thousands of tilings would overrun
                 point = _score(space, f, o, cap)
                 evaluations += 1

@@ -133,23 +133,45 @@ class MapSpace:
             len(o) for o in self.order_candidates
         )
 
+    @cached_property
+    def _layout(self) -> tuple[tuple[dict[str, int], tuple[tuple[str, str, int], ...]], ...]:
+        """Per level: each dim's temporal slot column, and (axis, dim, column) of its
+        spatial slots in mapping order (X then Y, dims in nest order)."""
+        out = []
+        for i in range(self.levels):
+            temporal = {
+                d: k
+                for d in self.dims
+                for k, s in enumerate(self.slots[d])
+                if s.level == i and s.axis is None
+            }
+            spatial = tuple(
+                (axis, d, k)
+                for axis in ("X", "Y")
+                for d in self.dims
+                for k, s in enumerate(self.slots[d])
+                if s.level == i and s.axis == axis
+            )
+            out.append((temporal, spatial))
+        return tuple(out)
+
     def mapping(
         self, factors: dict[str, tuple[int, ...]], orders: tuple[tuple[str, ...], ...]
     ) -> Mapping:
         """The mapping of one point: factor-1 loops are left out."""
-        at: dict[Slot, int] = {}
-        for d in self.dims:
-            at.update(zip(self.slots[d], factors[d], strict=True))
         levels = []
-        for i, lvl in enumerate(self.target.levels):
+        for lvl, (temporal_at, spatial_at), order in zip(
+            self.target.levels, self._layout, orders, strict=True
+        ):
             temporal = tuple(
-                Loop(d, at[Slot(d, i, None)]) for d in orders[i] if at.get(Slot(d, i, None), 1) > 1
+                Loop(d, factors[d][temporal_at[d]])
+                for d in order
+                if d in temporal_at and factors[d][temporal_at[d]] > 1
             )
             spatial = tuple(
-                Loop(d, at[Slot(d, i, axis)], axis)  # type: ignore[arg-type]
-                for axis in ("X", "Y")
-                for d in self.dims
-                if at.get(Slot(d, i, axis), 1) > 1
+                Loop(d, factors[d][k], axis)  # type: ignore[arg-type]
+                for axis, d, k in spatial_at
+                if factors[d][k] > 1
             )
             levels.append(LevelLoops(lvl.name, temporal, spatial))
         return Mapping(tuple(levels))
