@@ -88,18 +88,27 @@ def test_floor_is_below_every_outermost_order(target_name: str) -> None:
         if drawn is None:
             continue
         _, batch, fits = drawn
-        for free in range(1, space.levels):
-            tails = {orders[free:]: orders for orders in space.order_combos()}
-            for orders in space.order_combos():
-                # Any orders of the free levels give the same floor: take the tail's first.
-                outer, rest = batch.floor(tails[orders[free:]], free)
-                exact_outer, exact_rest, _, _ = batch._energy(
-                    lambda t, level, o=orders, b=batch: b.fills(t, level, o)
-                )
-                assert np.all(outer[fits] <= exact_outer[fits] * (1 + 1e-12)), (free, orders)
-                assert np.all(rest[fits] <= exact_rest[fits] * (1 + 1e-12)), (free, orders)
-                tight += int(np.sum(np.isclose(outer + rest, exact_outer + exact_rest)[fits]))
+        tight += _floors_below_exact(space, batch, batch, fits)
     assert tight > 100
+
+
+def _floors_below_exact(space: MapSpace, floored: Batch, exact: Batch, fits: np.ndarray) -> int:
+    """Asserts that ``floored``'s floor (outermost part and rest) is at or below ``exact``'s
+    energy at every point that fits, for every free level count and every order; returns
+    how many (point, order) pairs it reaches exactly."""
+    tight = 0
+    for free in range(1, space.levels):
+        tails = {orders[free:]: orders for orders in space.order_combos()}
+        for orders in space.order_combos():
+            # Any orders of the free levels give the same floor: take the tail's first.
+            outer, rest = floored.floor(tails[orders[free:]], free)
+            exact_outer, exact_rest, _, _ = exact._energy(
+                lambda t, level, o=orders, b=exact: b.fills(t, level, o)
+            )
+            assert np.all(outer[fits] <= exact_outer[fits] * (1 + 1e-12)), (free, orders)
+            assert np.all(rest[fits] <= exact_rest[fits] * (1 + 1e-12)), (free, orders)
+            tight += int(np.sum(np.isclose(outer + rest, exact_outer + exact_rest)[fits]))
+    return tight
 
 
 @pytest.mark.parametrize("target_name", bundled_targets())
@@ -125,15 +134,5 @@ def test_relaxed_floor_is_below_every_completion(target_name: str) -> None:
                     array[:, [k for k, s in enumerate(space.slots[d]) if s.axis is None]] = 1
                 virtual[d] = array
             loose = Batch(batch.model, virtual, relaxed)
-            for free in range(1, space.levels):
-                tails = {orders[free:]: orders for orders in space.order_combos()}
-                for orders in space.order_combos():
-                    outer, rest = loose.floor(tails[orders[free:]], free)
-                    exact_outer, exact_rest, _, _ = batch._energy(
-                        lambda t, level, o=orders, b=batch: b.fills(t, level, o)
-                    )
-                    assert np.all(outer[fits] <= exact_outer[fits] * (1 + 1e-12)), relaxed
-                    assert np.all(rest[fits] <= exact_rest[fits] * (1 + 1e-12)), relaxed
-                    exact = exact_outer + exact_rest
-                    tight += int(np.sum(np.isclose(outer + rest, exact)[fits]))
+            tight += _floors_below_exact(space, loose, batch, fits)
     assert tight > 100
