@@ -99,12 +99,12 @@ class Joiner:
     def leaves(
         self,
         spend: Callable[[int], None],
-        prune: Callable[[Factors, np.ndarray, int], np.ndarray],
+        prune: Callable[[Callable[[], Factors], np.ndarray, int], np.ndarray],
     ) -> Iterator[tuple[Factors, np.ndarray]]:
         """Full points that fit and that ``prune`` keeps, with their off-chip floor, in
-        pieces. ``prune`` maps the factors of rows (the dims joined so far), their off-chip
-        floor and how many completions each row has at most to the rows to keep; ``spend``
-        is charged one unit per row built (and may raise to stop)."""
+        pieces. ``prune`` maps the factors of rows (the dims joined so far, built on
+        demand), their off-chip floor and how many completions each row has at most to the
+        rows to keep; ``spend`` is charged one unit per row built (and may raise to stop)."""
         if any(len(array) == 0 for _, array in self.candidates):
             return
         yield from self._join({}, {}, 1, 0, spend, prune)
@@ -116,7 +116,7 @@ class Joiner:
         rows: int,
         depth: int,
         spend: Callable[[int], None],
-        prune: Callable[[Factors, np.ndarray, int], np.ndarray],
+        prune: Callable[[Callable[[], Factors], np.ndarray, int], np.ndarray],
     ) -> Iterator[tuple[Factors, np.ndarray]]:
         dim, array = self.candidates[depth]
         width = len(array)
@@ -134,13 +134,16 @@ class Joiner:
             if not fit.size:
                 continue
             index_fit = {d: v[fit] for d, v in grown_index.items()}
-            factors = {d: a[index_fit[d]] for d, a in self.candidates[: depth + 1]}
             outer = self._outer_floor(index_fit, fit.size)
-            keep = prune(factors, outer, self.completions[depth + 1])
+            keep = prune(
+                lambda index=index_fit: self._factors(index),  # built only if a floor needs it
+                outer,
+                self.completions[depth + 1],
+            )
             if not keep.any():
                 continue
             if depth + 1 == len(self.candidates):
-                yield {d: v[keep] for d, v in factors.items()}, outer[keep]
+                yield self._factors({d: v[keep] for d, v in index_fit.items()}), outer[keep]
                 continue
             yield from self._join(
                 {d: v[keep] for d, v in index_fit.items()},
@@ -150,6 +153,10 @@ class Joiner:
                 spend,
                 prune,
             )
+
+    def _factors(self, index: dict[str, np.ndarray]) -> Factors:
+        """The joined dims' factor tuples of the rows ``index`` points at."""
+        return {d: array[index[d]] for d, array in self.candidates if d in index}
 
     def _fits(self, extents: dict[tuple[int, str, int], np.ndarray], rows: int) -> np.ndarray:
         ok = np.ones(rows, dtype=bool)

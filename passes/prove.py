@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,11 +139,11 @@ class _Search:
         self,
         entry: RankedUnrolling,
         virtual: Factors,
-        factors: Factors,
+        joined: Callable[[], Factors],
         outer: np.ndarray,
         descendants: int,
     ) -> np.ndarray:
-        """Rows of partial points (``factors``: the dims joined so far) that may still lead
+        """Rows of partial points (``joined()``: the dims joined so far) that may still lead
         to a point beating the best: by the unrolling's on-chip bound plus the off-chip
         floor ``outer``, then, where enough points hang below them to repay a floor call
         (each row has up to ``descendants`` completions), by the floor with the other dims
@@ -153,6 +154,7 @@ class _Search:
         if descendants <= 1 or rows.size < FLOOR_ROWS or rows.size * descendants < FLOOR_WORTH:
             return keep
         self.spend(FLOOR_CALL + rows.size * len(self.tails))
+        factors = joined()
         relaxed = frozenset(d for d in self.space.dims if d not in factors)
         full = {
             d: np.broadcast_to(virtual[d], (rows.size, virtual[d].size))
