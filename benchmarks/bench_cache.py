@@ -32,7 +32,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    from compiler.schedule import strip_times
+    from joule.schedule import strip_times
 
     with tempfile.TemporaryDirectory(prefix="joule-bench-cache-") as tmp:
         times, schedules = [], []

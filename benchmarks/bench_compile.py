@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from compiler.driver import compile_model
-from compiler.lower import lower_model
+from joule.driver import compile_model
+from joule.lower import lower_model
 
 
 def main() -> None:

@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compiler.cost import evaluate, score  # noqa: E402
-from compiler.cost.nest import flatten  # noqa: E402
-from compiler.cost.validate import check_capacity, check_structure  # noqa: E402
-from compiler.ir.builders import conv2d  # noqa: E402
-from compiler.mapping import LevelLoops, Loop, Mapping  # noqa: E402
-from targets.loader import load_target  # noqa: E402
+from joule.cost import evaluate, score  # noqa: E402
+from joule.cost.nest import flatten  # noqa: E402
+from joule.cost.validate import check_capacity, check_structure  # noqa: E402
+from joule.ir.builders import conv2d  # noqa: E402
+from joule.mapping import LevelLoops, Loop, Mapping  # noqa: E402
+from joule.targets.loader import load_target  # noqa: E402
 
 TARGET_PER_S = 10_000
 

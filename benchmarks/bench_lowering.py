@@ -28,8 +28,8 @@ def main() -> int:
 
     import_s = time.perf_counter() - start
 
-    from compiler.lower import lower_model
-    from compiler.models import bundled_model
+    from joule.lower import lower_model
+    from joule.models import bundled_model
 
     model = bundled_model(args.model)
     times, network = [], None

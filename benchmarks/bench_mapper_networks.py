@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compiler.driver import compile_model
-from compiler.lower import lower_model
-from compiler.report.files import write_atomic
+from joule.driver import compile_model
+from joule.lower import lower_model
+from joule.report.files import write_atomic
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 

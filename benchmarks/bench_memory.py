@@ -26,11 +26,11 @@ def _measure(model: str, time_limit: float, workers: int) -> dict[str, float]:
     """Compile ``model`` in this process (called in a child) and report peak RSS in MiB."""
     import time
 
-    from compiler.driver import compile_model
+    from joule.driver import compile_model
 
     source: object = model
     if model == "bert-layer":
-        from compiler.models import transformer
+        from joule.models import transformer
 
         source = transformer(**BERT_BASE)
     start = time.perf_counter()

@@ -27,12 +27,11 @@ def main() -> int:
     args = parser.parse_args()
 
     import tvm
-
-    from compiler.driver import compile_model
-    from compiler.emit.tvm_module import site_mappings
-    from compiler.frontend import load_onnx
-    from compiler.models.resnet import resnet18
-    from passes.tvm_schedule import MAPPING_ATTR, JouleSchedule
+    from joule.driver import compile_model
+    from joule.frontend import load_onnx
+    from joule.models.resnet import resnet18
+    from joule.passes.tvm.emit_module import site_mappings
+    from joule.passes.tvm.module_pass import MAPPING_ATTR, JouleSchedule
 
     model = resnet18(image=args.image)
     start = time.perf_counter()

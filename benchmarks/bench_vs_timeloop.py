@@ -18,11 +18,11 @@ import json
 import time
 from pathlib import Path
 
-from compiler.timeloop import load_problem
-from passes.dataflow import space_constraints
-from passes.mapper import map_layer
-from passes.search import SearchOptions
-from targets import load_target
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.map_layer import map_layer
+from joule.passes.mapper.outcome import SearchOptions
+from joule.targets import load_target
+from joule.timeloop import load_problem
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "timeloop"
 # Mapper wall seconds from shared/reference/timeloop/README.md (default EDP, energy-only).

@@ -5,8 +5,8 @@ The public API. Heavy parts (TVM, OR-Tools) are imported on first use.
 
 from typing import Any
 
-from compiler.errors import JouleError, MappingError, ModelError, TargetError
-from compiler.mapping import LevelLoops, Loop, Mapping
+from joule.errors import JouleError, MappingError, ModelError, TargetError
+from joule.mapping import LevelLoops, Loop, Mapping
 
 __all__ = [
     "JouleError",
@@ -23,7 +23,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """``compile_model`` on first use, so ``import compiler`` stays light."""
     if name == "compile_model":
-        from compiler.driver import compile_model
+        from joule.driver import compile_model
 
         return compile_model
     raise AttributeError(name)

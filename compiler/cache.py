@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.cost.result import CostResult
-from compiler.errors import JouleError
-from compiler.ir.loopnest import LoopNest
-from compiler.mapping import Mapping
-from compiler.schedule import JOULE_VERSION
-from targets.spec import Target
+from joule.cost.result import CostResult
+from joule.errors import JouleError
+from joule.ir.loopnest import LoopNest
+from joule.mapping import Mapping
+from joule.schedule import JOULE_VERSION
+from joule.targets.spec import Target
 
 CACHE_ENV = "JOULE_CACHE_DIR"
 FILE_NAME = "results.sqlite"
@@ -54,7 +54,7 @@ _SCHEMA = (
 )
 
 
-# passes.search.SolverReport's fields: what a solve reports besides its mapping
+# joule.passes.mapper.outcome.SolverReport's fields: what a solve reports besides its mapping
 REPORT_KEYS = frozenset(
     {
         "mapper",
@@ -97,8 +97,18 @@ def target_fingerprint(target: Target) -> str:
     return "repr:" + hashlib.sha256(repr(anonymous).encode()).hexdigest()
 
 
-_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-_SOLVER_SOURCES = ("passes", "compiler/cost", "compiler/mapping.py")
+def _solver_sources() -> dict[str, Path]:
+    """The folders and files whose code decides a solve, found through the import system
+    so that an installed and an editable Joule (whose folders sit apart) agree."""
+    import joule.cost
+    import joule.mapping
+    import joule.passes
+
+    return {
+        "passes": Path(joule.passes.__file__).parent,
+        "cost": Path(joule.cost.__file__).parent,
+        "mapping.py": Path(joule.mapping.__file__),
+    }
 
 
 @functools.cache
@@ -106,10 +116,10 @@ def solver_code_fingerprint() -> str:
     """Hash of every source file that decides a solve's result (the version alone does
     not change when an editable install's mapper does)."""
     digest = hashlib.sha256()
-    for entry in _SOLVER_SOURCES:
-        path = _PACKAGE_ROOT / entry
+    for name, path in _solver_sources().items():
         for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(source.relative_to(_PACKAGE_ROOT).as_posix().encode())
+            label = f"{name}/{source.relative_to(path).as_posix()}" if path.is_dir() else name
+            digest.update(label.encode())
             digest.update(source.read_bytes())
     return digest.hexdigest()
 
@@ -245,7 +255,7 @@ class ResultCache:
         A row that fails its checksum or no longer validates on ``nest`` is
         dropped (and counted as a miss), never trusted.
         """
-        from compiler.cost import evaluate
+        from joule.cost import evaluate
 
         if self._conn is None:
             return None

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TextIO
 
-from compiler.cache import ResultCache, open_cache
-from compiler.ir.network import Network
-from compiler.passmanager import PassManager
-from compiler.pipeline import MappingModule
-from compiler.schedule import LayerSchedule, Schedule
-from targets.spec import Target
+from joule.cache import ResultCache, open_cache
+from joule.ir.network import Network
+from joule.passmanager import PassManager
+from joule.pipeline import MappingModule
+from joule.schedule import LayerSchedule, Schedule
+from joule.targets.spec import Target
 
 GAP_WARNING = 0.01
 
@@ -52,15 +52,15 @@ def compile_model(
     on any machine load; roughly wall seconds).
 
     ``cache``: None/False solves everything; True uses the default result cache
-    (``compiler.cache.default_cache_path``); a path or a ``ResultCache`` uses
+    (``joule.cache.default_cache_path``); a path or a ``ResultCache`` uses
     that one. Cached and fresh solves give the same schedule.
     Ctrl-C raises :class:`CompileInterrupted` with the partial schedule.
     """
-    from passes.canonicalize import Canonicalize
-    from passes.dataflow import AssignDataflow
-    from passes.search import SearchOptions
-    from passes.tile import TileAndOrder, TileInterrupted
-    from targets import load_target
+    from joule.passes.canonicalize import Canonicalize
+    from joule.passes.dataflow import AssignDataflow
+    from joule.passes.mapper.outcome import SearchOptions
+    from joule.passes.tile import TileAndOrder, TileInterrupted
+    from joule.targets import load_target
 
     start = time.perf_counter()
     tgt = target if isinstance(target, Target) else load_target(target)
@@ -92,13 +92,13 @@ def compile_model(
 
 
 def _lower(model: object, batch: int | None, dims: Mapping[str, int] | None) -> Network:
-    from compiler.lower import lower_model
+    from joule.lower import lower_model
 
     return lower_model(model, batch=batch, dims=dims)  # type: ignore[arg-type]
 
 
 def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str) -> Schedule:
-    from compiler.cost import evaluate
+    from joule.cost import evaluate
 
     layers = []
     warnings = []

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from compiler.errors import MappingError
+from joule.errors import MappingError
 
 Axis = Literal["X", "Y"]
 

@@ -8,8 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from compiler.errors import JouleError
-from compiler.pipeline import MappingModule
+from joule.errors import JouleError
+from joule.pipeline import MappingModule
 
 
 class ModulePass(Protocol):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from compiler.ir.loopnest import LoopNest
-from compiler.ir.network import Network
-from compiler.ir.text import print_loopnest
-from targets.spec import Target
+from joule.ir.loopnest import LoopNest
+from joule.ir.network import Network
+from joule.ir.text import print_loopnest
+from joule.targets.spec import Target
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,8 @@ class LayerState:
 
     original: LoopNest
     nest: LoopNest
-    constraints: object | None = None  # passes.mapspace.SpaceConstraints
-    result: object | None = None  # passes.search.SearchResult
+    constraints: object | None = None  # joule.passes.mapper.mapspace.space.SpaceConstraints
+    result: object | None = None  # joule.passes.mapper.outcome.SearchResult
     notes: tuple[str, ...] = ()
 
     def with_(self, **changes: object) -> LayerState:

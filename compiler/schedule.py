@@ -10,9 +10,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from compiler.cost.result import CostResult
-from compiler.ir.loopnest import LoopNest, UnmappedOp
-from compiler.mapping import Mapping
+from joule.cost.result import CostResult
+from joule.ir.loopnest import LoopNest, UnmappedOp
+from joule.mapping import Mapping
 
 JOULE_VERSION = "0.1.0"
 TIME_KEYS = frozenset({"time_s", "pass_times_s"})

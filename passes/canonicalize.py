@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.affine import AffineExpr
-from compiler.ir.loopnest import LoopNest, Tensor
-from compiler.pipeline import MappingModule
+from joule.ir.affine import AffineExpr
+from joule.ir.loopnest import LoopNest, Tensor
+from joule.pipeline import MappingModule
 
 
 @dataclass(frozen=True)

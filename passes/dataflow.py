@@ -24,12 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.errors import JouleError
-from compiler.ir.loopnest import LoopNest
-from compiler.pipeline import MappingModule
-from passes.dim_classes import conv_classes
-from passes.mapspace import SpaceConstraints
-from targets.spec import Target
+from joule.errors import JouleError
+from joule.ir.loopnest import LoopNest
+from joule.passes.mapper.mapspace.dim_classes import conv_classes
+from joule.passes.mapper.mapspace.space import SpaceConstraints
+from joule.pipeline import MappingModule
+from joule.targets.spec import Target
 
 DATAFLOWS = ("free", "ws", "os", "is", "rs", "nlr", "os_a", "os_b", "os_c")
 _STATIONARY = {

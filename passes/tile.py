@@ -6,7 +6,7 @@ layer is checked to be within what the mapper can represent exactly (extents
 at most 2^22, MACs at most 2^40, a bounded number of tilings per dim), so an
 enormous layer is refused with a message instead of overflowing or hanging.
 
-Results come from the result cache when it holds them (:mod:`compiler.cache`);
+Results come from the result cache when it holds them (:mod:`joule.cache`);
 the rest are solved in worker processes, and each is stored in the cache the
 moment it arrives. Each solve is deterministic, so the result depends on
 neither the number of workers nor the cache.
@@ -29,19 +29,19 @@ import signal
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
-from compiler.cache import ResultCache, result_key
-from compiler.errors import JouleError, SolverError
-from compiler.ir.loopnest import LoopNest
-from compiler.pipeline import LayerState, MappingModule
-from compiler.progress import Progress
-from passes.mapper import map_layer
-from passes.mapspace import MapSpace
-from passes.search import SearchOptions, SearchResult, SolverReport
-from targets.spec import Target
+from joule.cache import ResultCache, result_key
+from joule.errors import JouleError, SolverError
+from joule.ir.loopnest import LoopNest
+from joule.passes.mapper.map_layer import map_layer
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import SearchOptions, SearchResult, SolverReport
+from joule.pipeline import LayerState, MappingModule
+from joule.progress import Progress
+from joule.targets.spec import Target
 
 # The largest loop extent mapped: a conservative cap, not a hard limit of the code. Nothing
 # enumerates O(extent) values any more (the compulsory bound caps its index enumeration at
-# compiler.cost.model.ENUMERATE_LIMIT); it keeps trial division and the factor tables quick.
+# joule.cost.model.ENUMERATE_LIMIT); it keeps trial division and the factor tables quick.
 # Raise it together with a test of a layer at the new size.
 MAX_EXTENT = 2**22
 MAX_MACS = 2**40  # keeps every access count x per-access energy inside CP-SAT's 62-bit objective

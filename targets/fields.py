@@ -12,8 +12,8 @@ import math
 from collections.abc import Iterable
 from typing import Any, NoReturn
 
-from compiler.errors import TargetError
-from targets.yaml_doc import YamlDoc
+from joule.errors import TargetError
+from joule.targets.yaml_doc import YamlDoc
 
 FORMAT_HINT = 'the target format is described in README.md, section "Targets"'
 

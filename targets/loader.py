@@ -12,10 +12,10 @@ import hashlib
 import os
 from pathlib import Path
 
-from compiler.errors import TargetError
-from targets.schema import build_target
-from targets.spec import Target
-from targets.yaml_doc import parse_yaml
+from joule.errors import TargetError
+from joule.targets.schema import build_target
+from joule.targets.spec import Target
+from joule.targets.yaml_doc import parse_yaml
 
 BUNDLED_DIR = Path(__file__).resolve().parent
 _SUFFIXES = (".yaml", ".yml")

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from compiler.ir.loopnest import ROLES, Role
-from targets.fields import Fields, Section
-from targets.spec import LevelConstraints, Network, StorageLevel, Target
-from targets.yaml_doc import YamlDoc
+from joule.ir.loopnest import ROLES, Role
+from joule.targets.fields import Fields, Section
+from joule.targets.spec import LevelConstraints, Network, StorageLevel, Target
+from joule.targets.yaml_doc import YamlDoc
 
 DIMS: tuple[str, ...] = ("N", "K", "C", "P", "Q", "R", "S", "G")
 TOP_KEYS = (

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from compiler.ir.loopnest import Role
+from joule.ir.loopnest import Role
 
 
 @dataclass(frozen=True)

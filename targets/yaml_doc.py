@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-
-from compiler.errors import TargetError
+from joule.errors import TargetError
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _FLOAT_TAG = "tag:yaml.org,2002:float"

@@ -33,9 +33,9 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from compiler.ir.loopnest import LoopNest, Tensor
-from compiler.mapping import Mapping
-from targets.spec import Target
+from joule.ir.loopnest import LoopNest, Tensor
+from joule.mapping import Mapping
+from joule.targets.spec import Target
 
 Point = tuple[int, ...]
 Box = tuple[tuple[int, int], ...]  # per axis (lo, hi), inclusive

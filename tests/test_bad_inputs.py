@@ -2,7 +2,7 @@
 
 The corpus is generated here (nothing is checked in): broken ONNX files,
 models Joule must refuse, unusable output directories and caches, broken or
-too-small target files. Each case runs through the CLI (``compiler.cli.main``
+too-small target files. Each case runs through the CLI (``joule.cli.main``
 in this process, so no exception can hide; a few also as a real subprocess to
 pin the exit status and the absence of a traceback). Each must exit 2, print
 a few lines naming what is wrong, where (file, node or field) and what to do,
@@ -23,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from joule.cli import main
+from joule.models import bundled_model
 from onnx import TensorProto, helper, numpy_helper
-
-from compiler.cli import main
-from compiler.models import bundled_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 6

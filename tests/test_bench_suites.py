@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from compiler.bench.common import BENCH_TARGETS
-from compiler.bench.dataflows import DATAFLOW_TARGETS, study_layers
-from compiler.cli import main
-from passes.dataflow import space_constraints
-from targets import load_target
+from joule.bench.common import BENCH_TARGETS
+from joule.bench.dataflows import DATAFLOW_TARGETS, study_layers
+from joule.cli import main
+from joule.passes.dataflow import space_constraints
+from joule.targets import load_target
 
 
 def _load(out: Path, suite: str) -> dict:
@@ -60,7 +59,7 @@ def test_bench_peers_without_zigzag_says_how_to_install_and_exits_0(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("JOULE_ZIGZAG_PYTHON", str(tmp_path / "no-such-python"))
-    monkeypatch.setattr("compiler.bench.peers.zigzag_python", lambda: None)
+    monkeypatch.setattr("joule.bench.peers.zigzag_python", lambda: None)
     assert main(["bench", "peers", "--out", str(tmp_path)]) == 0
     assert "pip install" in capsys.readouterr().err
     assert _load(tmp_path, "peers")["available"] is False

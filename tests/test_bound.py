@@ -7,20 +7,19 @@ from __future__ import annotations
 import random
 
 import pytest
+from joule.cost.model import lower_bound_pj
+from joule.ir.builders import conv2d, matmul
+from joule.ir.loopnest import ROLES, LoopNest
+from joule.passes.canonicalize import drop_unit_dims
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.bounds.spatial import _per_unrolling, energy_bound_pj
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import SearchOptions, score_point
+from joule.passes.mapper.search.exhaustive import solve_exhaustive
+from joule.passes.mapper.search.local_search import warm_start
+from joule.targets import bundled_targets, load_target
+from joule.targets.spec import LevelConstraints, Network, StorageLevel, Target
 from test_mapper_optimality import random_layer
-
-from compiler.cost.model import lower_bound_pj
-from compiler.ir.builders import conv2d, matmul
-from compiler.ir.loopnest import ROLES, LoopNest
-from passes.bound import _per_unrolling, energy_bound_pj
-from passes.canonicalize import drop_unit_dims
-from passes.dataflow import space_constraints
-from passes.exhaustive import solve_exhaustive
-from passes.local_search import warm_start
-from passes.mapspace import MapSpace
-from passes.search import SearchOptions, score_point
-from targets import bundled_targets, load_target
-from targets.spec import LevelConstraints, Network, StorageLevel, Target
 
 
 @pytest.mark.parametrize("target_name", bundled_targets())

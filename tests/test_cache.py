@@ -17,18 +17,17 @@ import time
 from pathlib import Path
 
 import pytest
+from joule import cache as cache_module
+from joule.cache import ResultCache, default_cache_path, open_cache, result_key
+from joule.cost import evaluate
+from joule.errors import JouleError
+from joule.ir.builders import conv2d, matmul
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.map_layer import map_layer
+from joule.passes.mapper.outcome import SearchOptions, SolverReport
+from joule.schedule import JOULE_VERSION, strip_times
+from joule.targets import load_target
 from test_interrupt import _alive, _children, _rows
-
-from compiler import cache as cache_module
-from compiler.cache import ResultCache, default_cache_path, open_cache, result_key
-from compiler.cost import evaluate
-from compiler.errors import JouleError
-from compiler.ir.builders import conv2d, matmul
-from compiler.schedule import JOULE_VERSION, strip_times
-from passes.dataflow import space_constraints
-from passes.mapper import map_layer
-from passes.search import SearchOptions, SolverReport
-from targets import load_target
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = SearchOptions(samples=200)
@@ -91,13 +90,16 @@ def test_fingerprint_changes_when_the_mapper_or_cost_model_is_edited(
     # any search or cost-model file must change every key.
     import shutil
 
-    root = cache_module._PACKAGE_ROOT
-    for entry in ("passes", "compiler/cost"):
-        shutil.copytree(root / entry, tmp_path / entry)
-    shutil.copy(root / "compiler" / "mapping.py", tmp_path / "compiler" / "mapping.py")
-    monkeypatch.setattr(cache_module, "_PACKAGE_ROOT", tmp_path)
+    copies = {}
+    for name, path in cache_module._solver_sources().items():
+        copies[name] = tmp_path / name
+        if path.is_dir():
+            shutil.copytree(path, copies[name])
+        else:
+            shutil.copy(path, copies[name])
+    monkeypatch.setattr(cache_module, "_solver_sources", lambda: copies)
     fingerprints = []
-    for edited in ("passes/cpsat_search.py", "compiler/cost/model.py", "compiler/mapping.py"):
+    for edited in ("passes/mapper/cpsat/solve.py", "cost/model.py", "mapping.py"):
         cache_module.solver_code_fingerprint.cache_clear()
         fingerprints.append(cache_module.solver_code_fingerprint())
         with (tmp_path / edited).open("a") as source:
@@ -112,9 +114,10 @@ def test_key_does_not_depend_on_the_string_hash_seed() -> None:
     # Constraints hold frozensets whose repr order follows PYTHONHASHSEED: two
     # processes must still agree on the key, or a warm cache never hits.
     code = (
-        "from compiler.cache import result_key; from compiler.ir.builders import conv2d;"
-        "from passes.dataflow import space_constraints; from passes.search import SearchOptions;"
-        "from targets import load_target; t = load_target('eyeriss');"
+        "from joule.cache import result_key; from joule.ir.builders import conv2d;"
+        "from joule.passes.dataflow import space_constraints;"
+        "from joule.passes.mapper.outcome import SearchOptions;"
+        "from joule.targets import load_target; t = load_target('eyeriss');"
         "n = conv2d(k=16, c=8, p=8, q=8, r=3, s=3);"
         "print(result_key(n, t, space_constraints(n, t), 'cpsat', SearchOptions()))"
     )
@@ -230,12 +233,12 @@ def test_a_directory_given_as_cache_holds_results_sqlite(tmp_path: Path) -> None
 
 _WRITER = """
 import sys
-from compiler.cache import ResultCache, result_key
-from compiler.ir.builders import matmul
-from passes.dataflow import space_constraints
-from passes.mapper import map_layer
-from passes.search import SearchOptions, SolverReport
-from targets import load_target
+from joule.cache import ResultCache, result_key
+from joule.ir.builders import matmul
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.map_layer import map_layer
+from joule.passes.mapper.outcome import SearchOptions, SolverReport
+from joule.targets import load_target
 t = load_target("eyeriss")
 options = SearchOptions(samples=20)
 n = matmul(m=8, n=8, k=8)

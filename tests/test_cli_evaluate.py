@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-
-from compiler.cli import main
-from compiler.cli.evaluate import parse_dims_spec
-from compiler.cost import evaluate
-from compiler.mapping import LevelLoops, Loop, Mapping
-from compiler.timeloop import load_mapping, load_problem
-from targets.loader import load_target
+from joule.cli import main
+from joule.cli.evaluate import parse_dims_spec
+from joule.cost import evaluate
+from joule.mapping import LevelLoops, Loop, Mapping
+from joule.targets.loader import load_target
+from joule.timeloop import load_mapping, load_problem
 
 DATA = Path(__file__).resolve().parent / "data" / "timeloop"
 SPEC = "conv:N=1,K=4,C=2,P=4,Q=4,R=3,S=3,stride=1"

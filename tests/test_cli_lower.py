@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from joule.cli import main
+from joule.ir import parse_loopnests
 from onnx import TensorProto, helper
-
-from compiler.cli import main
-from compiler.ir import parse_loopnests
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-
-from compiler import compile_model
-from compiler.cli import main
-from compiler.cost import evaluate
-from compiler.mapping import Mapping
-from compiler.schedule import strip_times
+from joule import compile_model
+from joule.cli import main
+from joule.cost import evaluate
+from joule.mapping import Mapping
+from joule.schedule import strip_times
 
 LAYER_KEYS = {
     "name",
@@ -87,8 +86,8 @@ def test_reports_and_plots_are_written(compiled: Path) -> None:
 
 
 def test_reported_numbers_are_the_cost_models(compiled: Path) -> None:
-    from compiler.lower import lower_model
-    from targets import load_target
+    from joule.lower import lower_model
+    from joule.targets import load_target
 
     data = json.loads((compiled / "schedule.json").read_text())
     nests = {n.name: n for n in lower_model("transformer").loopnests}

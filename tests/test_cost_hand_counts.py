@@ -9,12 +9,11 @@ The comments derive every number from docs/cost-model.md.
 from __future__ import annotations
 
 import pytest
+from joule.cost import evaluate
+from joule.ir.builders import conv2d
+from joule.mapping import LevelLoops, Loop, Mapping
+from joule.targets.spec import Network, StorageLevel, Target
 from simulator import simulate
-
-from compiler.cost import evaluate
-from compiler.ir.builders import conv2d
-from compiler.mapping import LevelLoops, Loop, Mapping
-from targets.spec import Network, StorageLevel, Target
 
 # Distinct per-access energies so that every counter shows up in the total.
 HAND = Target(

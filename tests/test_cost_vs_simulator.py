@@ -20,13 +20,12 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from joule.cost import evaluate
+from joule.ir.builders import conv2d, matmul
+from joule.ir.loopnest import ROLES, LoopNest
+from joule.mapping import LevelLoops, Loop, Mapping
+from joule.targets.spec import Network, StorageLevel, Target
 from simulator import simulate
-
-from compiler.cost import evaluate
-from compiler.ir.builders import conv2d, matmul
-from compiler.ir.loopnest import ROLES, LoopNest
-from compiler.mapping import LevelLoops, Loop, Mapping
-from targets.spec import Network, StorageLevel, Target
 
 EXAMPLES = int(os.environ.get("JOULE_SIM_EXAMPLES", "150"))
 MAX_MACS = 2500

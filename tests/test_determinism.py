@@ -11,10 +11,9 @@ from pathlib import Path
 
 import onnx
 import pytest
+from joule.cli import main
+from joule.schedule import strip_times
 from onnx import TensorProto, helper
-
-from compiler.cli import main
-from compiler.schedule import strip_times
 
 
 def _tiny_model() -> onnx.ModelProto:

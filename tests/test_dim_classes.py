@@ -3,9 +3,9 @@ convolution dim that plays the same part (which tensors index it)."""
 
 from __future__ import annotations
 
-from compiler.ir.builders import conv2d, matmul
-from passes.canonicalize import drop_unit_dims
-from passes.dim_classes import conv_classes
+from joule.ir.builders import conv2d, matmul
+from joule.passes.canonicalize import drop_unit_dims
+from joule.passes.mapper.mapspace.dim_classes import conv_classes
 
 
 def test_a_convolution_keeps_its_names() -> None:

@@ -7,18 +7,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from compiler.cli import main
-from compiler.cost import evaluate
-from compiler.emit.timeloop_yaml import arch_yaml, dump, mapping_yaml, problem_yaml
-from compiler.ir.builders import conv2d, matmul
-from compiler.ir.loopnest import LoopNest
-from compiler.timeloop import load_mapping, problem_from_dict
-from passes.canonicalize import drop_unit_dims
-from passes.dataflow import space_constraints
-from passes.mapper import map_layer
-from passes.search import SearchOptions
-from targets import load_target
+from joule.cli import main
+from joule.cost import evaluate
+from joule.ir.builders import conv2d, matmul
+from joule.ir.loopnest import LoopNest
+from joule.passes.canonicalize import drop_unit_dims
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.map_layer import map_layer
+from joule.passes.mapper.outcome import SearchOptions
+from joule.targets import load_target
+from joule.timeloop import load_mapping, problem_from_dict
+from joule.timeloop.writer import arch_yaml, dump, mapping_yaml, problem_yaml
 
 TARGETS = ("eyeriss", "eyeriss-isca16", "tpu-ws", "shidiannao-os")
 NESTS: dict[str, LoopNest] = {
@@ -80,7 +79,7 @@ def test_joule_evaluate_scores_a_joule_written_timeloop_mapping_like_the_json_on
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = "conv:N=1,K=16,C=8,P=8,Q=8,R=3,S=3,stride=1"
-    from compiler.cli.evaluate import parse_dims_spec
+    from joule.cli.evaluate import parse_dims_spec
 
     nest = parse_dims_spec(spec)
     target = load_target("eyeriss")

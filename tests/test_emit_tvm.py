@@ -11,12 +11,11 @@ import pytest
 
 pytest.importorskip("tvm")
 import tvm  # noqa: E402
-
-from compiler.cli import main  # noqa: E402
-from compiler.driver import compile_model  # noqa: E402
-from compiler.emit.tvm_module import emit_tvm  # noqa: E402
-from compiler.models.resnet import resnet18  # noqa: E402
-from compiler.models.transformer import transformer  # noqa: E402
+from joule.cli import main  # noqa: E402
+from joule.driver import compile_model  # noqa: E402
+from joule.models.resnet import resnet18  # noqa: E402
+from joule.models.transformer import transformer  # noqa: E402
+from joule.passes.tvm.emit_module import emit_tvm  # noqa: E402
 
 FAST = {"mapper": "random", "samples": 20}
 

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import onnx
 import pytest
+from joule.errors import ModelError
+from joule.frontend import load_onnx
+from joule.lower import lower_model
 from onnx import TensorProto, helper
-
-from compiler.errors import ModelError
-from compiler.frontend import load_onnx
-from compiler.lower import lower_model
 
 
 def matmul_model(a_shape: list, b_shape: list, op: str = "MatMul") -> onnx.ModelProto:

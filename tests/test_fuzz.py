@@ -1,7 +1,7 @@
 """Fuzzing the mappers with hypothesis: random layers on random targets.
 
 Invariants, whatever the draw: a mapper returns a mapping that validates
-(``compiler.cost.validate_mapping``) and whose reported cost is the model's, or
+(``joule.cost.validate_mapping``) and whose reported cost is the model's, or
 a user-facing ``JouleError`` naming why none fits (never a crash); its energy is
 at least the compulsory lower bound; on small layers the model's counts equal
 the reference simulator's; the layer's IR text round-trips. Targets get random
@@ -18,17 +18,16 @@ import os
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from joule.cost import evaluate, validate_mapping
+from joule.errors import JouleError
+from joule.ir import parse_loopnest, print_loopnest
+from joule.ir.loopnest import LoopNest
+from joule.passes.dataflow import DATAFLOWS, space_constraints
+from joule.passes.mapper.map_layer import map_layer
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import SearchOptions
+from joule.targets.spec import Target
 from test_cost_vs_simulator import MAX_MACS, assert_model_matches_simulator, layers, targets
-
-from compiler.cost import evaluate, validate_mapping
-from compiler.errors import JouleError
-from compiler.ir import parse_loopnest, print_loopnest
-from compiler.ir.loopnest import LoopNest
-from passes.dataflow import DATAFLOWS, space_constraints
-from passes.mapper import map_layer
-from passes.mapspace import MapSpace
-from passes.search import SearchOptions
-from targets.spec import Target
 
 EXAMPLES = int(os.environ.get("JOULE_FUZZ_EXAMPLES", "60"))
 EXHAUSTIVE_MAX_POINTS = 5_000  # larger mapspaces get the random mapper (CI time)

@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-
-from compiler.cli import main
+from joule.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,9 +115,9 @@ def _die(*args: object, **kwargs: object) -> None:
 def test_a_solver_process_that_dies_is_a_clear_error_not_a_traceback(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import passes.tile
+    import joule.passes.tile
 
-    monkeypatch.setattr(passes.tile, "map_layer", _die)  # forked workers inherit the patch
+    monkeypatch.setattr(joule.passes.tile, "map_layer", _die)  # forked workers inherit the patch
     argv = ["compile", "transformer", "--out", str(tmp_path), "--no-cache", "--workers", "1"]
     assert main(argv) == 2
     err = capsys.readouterr().err

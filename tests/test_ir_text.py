@@ -1,10 +1,9 @@
 """The loop-nest IR's text and JSON forms round-trip, and padding is read from shapes."""
 
 import pytest
-
-from compiler.errors import IRParseError
-from compiler.ir import AffineExpr, LoopNest, parse_loopnest, print_loopnest
-from compiler.ir.builders import conv2d, matmul
+from joule.errors import IRParseError
+from joule.ir import AffineExpr, LoopNest, parse_loopnest, print_loopnest
+from joule.ir.builders import conv2d, matmul
 
 NESTS = [
     conv2d("conv1", k=64, c=3, p=112, q=112, r=7, s=7, stride=2, pad=3),

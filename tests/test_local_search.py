@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import random
 
-from compiler.ir.builders import conv2d
-from compiler.mapping import LevelLoops, Loop, Mapping
-from passes.bound import ranked_unrollings
-from passes.canonicalize import drop_unit_dims
-from passes.dataflow import space_constraints
-from passes.local_search import _descend, _sample_unrolling, decode
-from passes.mapspace import MapSpace
-from passes.search import SearchOptions, SearchResult, score_point
-from targets import load_target
+from joule.ir.builders import conv2d
+from joule.mapping import LevelLoops, Loop, Mapping
+from joule.passes.canonicalize import drop_unit_dims
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.bounds.spatial import ranked_unrollings
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import SearchOptions, SearchResult, score_point
+from joule.passes.mapper.search.local_search import _descend, _sample_unrolling, decode
+from joule.targets import load_target
 
 
 def _downsample_space() -> MapSpace:
@@ -76,7 +76,7 @@ def test_a_descent_stops_at_full_effort_even_mid_sweep(monkeypatch) -> None:  # 
     loop at every level and unroll on both axes): one sweep over them must stop at the
     full effort, at any time limit (MobileNetV2's depthwise layers once took 10x their
     --time-limit)."""
-    import passes.local_search as local_search
+    import joule.passes.mapper.search.local_search as local_search
 
     nest = drop_unit_dims(conv2d("dw", k=1, c=1, groups=960, p=7, q=7, r=3, s=3))
     target = load_target("eyeriss")

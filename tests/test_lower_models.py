@@ -5,13 +5,12 @@ from __future__ import annotations
 import networkx as nx
 import onnx
 import pytest
+from joule.frontend import load_onnx
+from joule.ir import Network, parse_loopnests, print_loopnests
+from joule.ir.builders import conv2d
+from joule.lower import lower_model, lower_module
+from joule.models import bundled_model
 from onnx import TensorProto, helper
-
-from compiler.frontend import load_onnx
-from compiler.ir import Network, parse_loopnests, print_loopnests
-from compiler.ir.builders import conv2d
-from compiler.lower import lower_model, lower_module
-from compiler.models import bundled_model
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from joule.ir import LoopNest, Tensor
+from joule.lower import lower_model
 from onnx import TensorProto, helper
-
-from compiler.ir import LoopNest, Tensor
-from compiler.lower import lower_model
 
 
 def evaluate(nest: LoopNest, arrays: dict[str, np.ndarray]) -> np.ndarray:

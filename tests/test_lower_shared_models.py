@@ -7,8 +7,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-
-from compiler.lower import lower_model
+from joule.lower import lower_model
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "models"
 

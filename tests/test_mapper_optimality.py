@@ -8,18 +8,17 @@ import os
 import random
 
 import pytest
-
-from compiler.cost.model import lower_bound_pj
-from compiler.ir.builders import conv2d, matmul
-from compiler.ir.loopnest import LoopNest
-from passes.bound import energy_bound_pj
-from passes.canonicalize import drop_unit_dims
-from passes.cpsat_search import solve_cpsat
-from passes.dataflow import space_constraints
-from passes.exhaustive import solve_exhaustive
-from passes.mapspace import MapSpace
-from passes.search import SearchOptions
-from targets import bundled_targets, load_target
+from joule.cost.model import lower_bound_pj
+from joule.ir.builders import conv2d, matmul
+from joule.ir.loopnest import LoopNest
+from joule.passes.canonicalize import drop_unit_dims
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.bounds.spatial import energy_bound_pj
+from joule.passes.mapper.cpsat.solve import solve_cpsat
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import SearchOptions
+from joule.passes.mapper.search.exhaustive import solve_exhaustive
+from joule.targets import bundled_targets, load_target
 
 LAYERS_PER_TARGET = int(os.environ.get("JOULE_OPT_LAYERS", "30"))
 MAX_POINTS = 4000  # keeps the exhaustive check fast; larger spaces are in the slow run

@@ -6,11 +6,10 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-
-from compiler.lower import lower_model
-from compiler.models import BUNDLED_MODELS, bundled_model
-from compiler.models.bert import bert_layer
-from compiler.models.mobilenet import mobilenet_v2
+from joule.lower import lower_model
+from joule.models import BUNDLED_MODELS, bundled_model
+from joule.models.bert import bert_layer
+from joule.models.mobilenet import mobilenet_v2
 
 
 @pytest.mark.parametrize(

@@ -5,18 +5,17 @@ from __future__ import annotations
 import io
 
 import pytest
-
-from compiler.errors import JouleError
-from compiler.ir import Network, parse_loopnest, print_loopnest
-from compiler.ir.builders import conv2d, matmul
-from compiler.passmanager import PassManager
-from compiler.pipeline import MappingModule
-from passes.canonicalize import Canonicalize, drop_unit_dims
-from passes.dataflow import AssignDataflow, space_constraints
-from passes.mapspace import MapSpace
-from passes.search import SearchOptions
-from passes.tile import TileAndOrder
-from targets import load_target
+from joule.errors import JouleError
+from joule.ir import Network, parse_loopnest, print_loopnest
+from joule.ir.builders import conv2d, matmul
+from joule.passes.canonicalize import Canonicalize, drop_unit_dims
+from joule.passes.dataflow import AssignDataflow, space_constraints
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import SearchOptions
+from joule.passes.tile import TileAndOrder
+from joule.passmanager import PassManager
+from joule.pipeline import MappingModule
+from joule.targets import load_target
 
 BEFORE = """\
 loopnest @fc (op "Gemm", onnx "/fc/Gemm", relax "relax.matmul") {

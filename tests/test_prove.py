@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from joule.ir.builders import conv2d
+from joule.passes.canonicalize import drop_unit_dims
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.cpsat.solve import solve_cpsat
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import SearchOptions, score_point
+from joule.passes.mapper.proof.prove import prove
+from joule.passes.mapper.search.exhaustive import solve_exhaustive
+from joule.targets import bundled_targets, load_target
 
-from compiler.ir.builders import conv2d
-from passes.canonicalize import drop_unit_dims
-from passes.cpsat_search import solve_cpsat
-from passes.dataflow import space_constraints
-from passes.exhaustive import solve_exhaustive
-from passes.mapspace import MapSpace
-from passes.prove import prove
-from passes.search import SearchOptions, score_point
-from targets import bundled_targets, load_target
 from tests.test_mapper_optimality import small_spaces
 
 
@@ -58,7 +58,7 @@ def test_proof_reaches_the_exhaustive_optimum(target_name: str) -> None:
 def test_floors_of_partial_points_keep_the_optimum(target_name: str, monkeypatch) -> None:  # noqa: ANN001
     """With every group of partial points floored (relaxed dims), not only the large
     ones, the proof still reaches the exhaustive optimum, and those floors do prune."""
-    import passes.prove as prove_module
+    import joule.passes.mapper.proof.prove as prove_module
 
     monkeypatch.setattr(prove_module, "FLOOR_ROWS", 1)
     monkeypatch.setattr(prove_module, "FLOOR_WORTH", 0)

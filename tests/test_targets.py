@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 import yaml
-
-from compiler.cli import main
-from compiler.errors import TargetError
-from targets.loader import bundled_targets, load_target
+from joule.cli import main
+from joule.errors import TargetError
+from joule.targets.loader import bundled_targets, load_target
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_ERT = Path(
@@ -560,7 +559,7 @@ def test_joule_targets_process_exits_2_and_never_imports_tvm(tmp_path: Path) -> 
     path = tmp_path / "bad.yaml"
     _write(path, data)
     code = (
-        "import sys; from compiler.cli import main; rc = main(['targets', sys.argv[1]]); "
+        "import sys; from joule.cli import main; rc = main(['targets', sys.argv[1]]); "
         "assert 'tvm' not in sys.modules; sys.exit(rc)"
     )
     proc = subprocess.run(

@@ -2,7 +2,7 @@
 
 For each reference run (the default EDP search, the energy-metric search and
 the fixed row-stationary mapping of CONV3) the mapping Timeloop chose is read
-with ``compiler.timeloop`` and scored by ``compiler.cost`` on the ``eyeriss``
+with ``joule.timeloop`` and scored by ``joule.cost`` on the ``eyeriss``
 target (Timeloop's ``eyeriss_like``). Every per-level, per-tensor count (reads,
 fills, updates, totals over the utilized instances) must be within 2 % of
 Timeloop's and the energy within 5 %, except the counters listed in KNOWN,
@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from compiler.cost import CostResult, evaluate
-from compiler.ir.loopnest import LoopNest
-from compiler.mapping import Mapping
-from compiler.timeloop import load_mapping, load_problem
-from compiler.timeloop.stats import read_stats
-from targets.loader import load_target
+from joule.cost import CostResult, evaluate
+from joule.ir.loopnest import LoopNest
+from joule.mapping import Mapping
+from joule.targets.loader import load_target
+from joule.timeloop import load_mapping, load_problem
+from joule.timeloop.stats import read_stats
 
 DATA = Path(__file__).resolve().parent / "data" / "timeloop"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "timeloop"

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from compiler.errors import IRParseError, JouleError, MappingError
-from compiler.mapping import LevelLoops, Loop, Mapping
-from compiler.timeloop import load_mapping, load_problem, problem_from_dict
-from targets.loader import load_target
+from joule.errors import IRParseError, JouleError, MappingError
+from joule.mapping import LevelLoops, Loop, Mapping
+from joule.targets.loader import load_target
+from joule.timeloop import load_mapping, load_problem, problem_from_dict
 
 DATA = Path(__file__).resolve().parent / "data" / "timeloop"
 

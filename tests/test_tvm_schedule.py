@@ -10,14 +10,13 @@ import numpy as np
 import pytest
 
 tvm = pytest.importorskip("tvm")
+import joule.passes.tvm  # noqa: E402
+from joule.errors import MappingError  # noqa: E402
+from joule.mapping import LevelLoops, Loop, Mapping  # noqa: E402
+from joule.passes.tvm.apply_mapping import LEVEL_KEY, SPATIAL_KEY  # noqa: E402
+from joule.passes.tvm.module_pass import MAPPING_ATTR, JouleSchedule, mapping_of  # noqa: E402
+from joule.passes.tvm.primfunc_nests import primfunc_loopnests  # noqa: E402
 from tvm import relax, s_tir, tirx  # noqa: E402
-
-import passes  # noqa: E402
-from compiler.errors import MappingError  # noqa: E402
-from compiler.mapping import LevelLoops, Loop, Mapping  # noqa: E402
-from passes.tvm_apply import LEVEL_KEY, SPATIAL_KEY  # noqa: E402
-from passes.tvm_nests import primfunc_loopnests  # noqa: E402
-from passes.tvm_schedule import MAPPING_ATTR, JouleSchedule, mapping_of  # noqa: E402
 
 FAST = {"mapper": "random", "samples": 20}
 
@@ -138,9 +137,8 @@ def test_sites_sharing_a_primfunc_get_copies_when_their_mappings_differ() -> Non
 
 
 def test_joule_pipeline_by_name_after_tvms_own_from_onnx() -> None:
+    from joule.models.graph import GraphBuilder
     from tvm.relax.frontend.onnx import from_onnx
-
-    from compiler.models.graph import GraphBuilder
 
     g = GraphBuilder("mm", random_weights=True, seed=3)
     x = g.input("x", [16, 32])
@@ -156,15 +154,28 @@ def test_joule_pipeline_by_name_after_tvms_own_from_onnx() -> None:
     ref = data @ np.frombuffer(weight.raw_data, np.float32).reshape(32, 24)
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
     # The same pipeline for another target, with options: every MAC PrimFunc is mapped.
-    lowered = passes.joule_pipeline("tpu-ws", **FAST)(mod)
+    lowered = joule.passes.tvm.joule_pipeline("tpu-ws", **FAST)(mod)
     (func,) = _mapped(lowered).values()
     assert json.loads(str(func.attrs[MAPPING_ATTR]))["target"] == "tpu-ws"
 
 
-def test_import_passes_stays_free_of_tvm_and_registers_the_pipeline_when_tvm_loads() -> None:
+def test_importing_joule_leaves_no_import_hook_and_no_tvm() -> None:
+    # Every Joule module outside the TVM package imports without TVM and leaves
+    # sys.meta_path as it found it; the TVM package registers the pipeline on import.
     code = (
-        "import sys, passes\n"
-        "assert 'tvm' not in sys.modules\n"
+        "import sys, pkgutil, importlib\n"
+        "hooks = list(sys.meta_path)\n"
+        "import joule, joule.passes\n"
+        "for n in ('joule.cost', 'joule.passes.tile', 'joule.passes.mapper.cpsat.solve'):\n"
+        "    importlib.import_module(n)\n"
+        "assert 'tvm' not in sys.modules, 'the mapper imported TVM'\n"
+        "names = [m.name for m in pkgutil.walk_packages(joule.__path__, 'joule.')]\n"
+        "names += [m.name for m in pkgutil.walk_packages(joule.passes.__path__, 'joule.passes.')]\n"
+        "for n in [n for n in names if not n.endswith('__main__')]:\n"
+        "    importlib.import_module(n)\n"
+        "new = [f for f in sys.meta_path if f not in hooks]\n"
+        "ours = [f for f in new if getattr(f, '__module__', '').startswith('joule')]\n"
+        "assert not ours, ours  # TVM's own finders may stay; Joule leaves none\n"
         "from tvm import relax\n"
         "assert 'joule' in relax.pipeline.PIPELINE_MAP\n"
     )

@@ -8,16 +8,16 @@ import random
 
 import numpy as np
 import pytest
+from joule.cost.model import score
+from joule.cost.nest import flatten
+from joule.errors import MappingError
+from joule.ir.builders import conv2d, matmul
+from joule.passes.canonicalize import drop_unit_dims
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.proof.vector_model import Batch, VectorModel
+from joule.targets import bundled_targets, load_target
 
-from compiler.cost.model import score
-from compiler.cost.nest import flatten
-from compiler.errors import MappingError
-from compiler.ir.builders import conv2d, matmul
-from passes.canonicalize import drop_unit_dims
-from passes.dataflow import space_constraints
-from passes.mapspace import MapSpace
-from passes.vector_model import Batch, VectorModel
-from targets import bundled_targets, load_target
 from tests.test_mapper_optimality import random_layer
 
 FULL_SIZE = [

@@ -16,19 +16,19 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from compiler.bench.common import BenchConfig
+from joule.bench.common import BenchConfig
 
 SUITES: dict[str, str] = {
-    "dataflows": "compiler.bench.dataflows",
-    "networks": "compiler.bench.networks",
-    "solver": "compiler.bench.solver",
-    "peers": "compiler.bench.peers",
+    "dataflows": "joule.bench.dataflows",
+    "networks": "joule.bench.networks",
+    "solver": "joule.bench.solver",
+    "peers": "joule.bench.peers",
 }
 
 
 def run_suite(name: str, out: str | Path, config: BenchConfig | None = None) -> dict[str, Any]:
     """Run suite ``name`` and write its files into ``out``; returns the JSON data."""
-    from compiler.errors import JouleError
+    from joule.errors import JouleError
 
     if name not in SUITES:
         raise JouleError(f"unknown suite {name!r}", hint=f"choose one of {', '.join(SUITES)}")

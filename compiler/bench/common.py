@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from compiler.cost import CostResult
-from compiler.ir.loopnest import LoopNest
-from compiler.progress import Progress
-from compiler.report.files import prepare_dir, write_atomic
-from passes.search import SearchOptions, SearchResult
-from targets.spec import Target
+from joule.cost import CostResult
+from joule.ir.loopnest import LoopNest
+from joule.passes.mapper.outcome import SearchOptions, SearchResult
+from joule.progress import Progress
+from joule.report.files import prepare_dir, write_atomic
+from joule.targets.spec import Target
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_TARGETS = REPO / "benchmarks" / "study_targets"
@@ -37,7 +37,7 @@ class BenchConfig:
 
 def pick(chosen: Sequence[str], default: Sequence[str], what: str) -> tuple[str, ...]:
     """The ``chosen`` subset of ``default`` (all of it when nothing was chosen)."""
-    from compiler.errors import JouleError
+    from joule.errors import JouleError
 
     if not chosen:
         return tuple(default)
@@ -70,8 +70,8 @@ class Solved:
 
 
 def _solve(job: Job) -> Solved:
-    from passes.dataflow import space_constraints
-    from passes.mapper import map_layer
+    from joule.passes.dataflow import space_constraints
+    from joule.passes.mapper.map_layer import map_layer
 
     start = time.perf_counter()
     constraints = space_constraints(job.nest, job.target, job.dataflow)

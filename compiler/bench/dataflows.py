@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compiler.bench.common import (
+from joule.bench.common import (
     BENCH_TARGETS,
     BenchConfig,
     Job,
@@ -24,9 +24,9 @@ from compiler.bench.common import (
     solve_all,
     write_suite,
 )
-from compiler.ir.builders import conv2d
-from compiler.ir.loopnest import LoopNest
-from passes.search import SearchOptions
+from joule.ir.builders import conv2d
+from joule.ir.loopnest import LoopNest
+from joule.passes.mapper.outcome import SearchOptions
 
 BATCH = 16
 TIME_LIMIT_S = 10.0
@@ -85,7 +85,7 @@ def study_layers(batch: int = BATCH) -> dict[str, LoopNest]:
 def run(out: Path, config: BenchConfig | None = None) -> dict[str, Any]:
     """Map every (layer, dataflow) pair, write dataflows.json/.md and the figure."""
     config = config or BenchConfig()
-    from targets import load_target
+    from joule.targets import load_target
 
     layers = study_layers()
     names = pick(config.layers, tuple(layers), "layer")
@@ -143,7 +143,7 @@ def run(out: Path, config: BenchConfig | None = None) -> dict[str, Any]:
         "failures": failures,
         "summary": summarise(rows),
     }
-    from compiler.bench.plots import dataflow_figure
+    from joule.bench.suite_plots import dataflow_figure
 
     plots = {"dataflows.png": dataflow_figure(rows, [LABELS[d] for d in dataflows], LABELS)}
     write_suite(out, "dataflows", data, markdown(data), plots)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compiler.bench.common import BenchConfig, machine, md_table, pick, write_suite
+from joule.bench.common import BenchConfig, machine, md_table, pick, write_suite
 
 NETWORKS = ("alexnet", "vgg16", "resnet18", "resnet50", "mobilenet_v2", "bert_layer")
 TIME_LIMIT_S = 0.5
@@ -22,10 +22,10 @@ TIME_LIMIT_S = 0.5
 def run(out: Path, config: BenchConfig | None = None) -> dict[str, Any]:
     """Compile every network for every target and tabulate the totals."""
     config = config or BenchConfig()
-    from compiler.driver import compile_model
-    from compiler.errors import JouleError
-    from compiler.lower import lower_model
-    from targets import bundled_targets, load_target
+    from joule.driver import compile_model
+    from joule.errors import JouleError
+    from joule.lower import lower_model
+    from joule.targets import bundled_targets, load_target
 
     names = pick(config.networks, NETWORKS, "network")
     target_names = pick(config.targets, tuple(bundled_targets()), "target")
@@ -149,7 +149,7 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def _plots(rows: list[dict[str, Any]]) -> dict[str, bytes]:
-    from compiler.bench.plots import grouped_bars
+    from joule.bench.suite_plots import grouped_bars
 
     ok = [r for r in rows if "error" not in r]
     epm: dict[str, dict[str, float]] = {}

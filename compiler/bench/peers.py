@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compiler.bench.common import BENCH_TARGETS, BenchConfig, machine, md_table, pick, write_suite
+from joule.bench.common import BENCH_TARGETS, BenchConfig, machine, md_table, pick, write_suite
 
 NETWORKS = ("alexnet", "resnet18", "mobilenet_v2")
 TIME_LIMIT_S = 2.0
@@ -72,7 +72,7 @@ def run_zigzag(python: str, model: Path, dump: Path) -> dict[str, Any]:
     wall = time.perf_counter() - start
     line = next((x for x in proc.stdout.splitlines() if x.startswith("ZIGZAG_JSON ")), None)
     if proc.returncode != 0 or line is None:
-        from compiler.errors import JouleError
+        from joule.errors import JouleError
 
         raise JouleError(
             f"ZigZag failed on {model.name} (exit {proc.returncode})",
@@ -95,10 +95,9 @@ def run(out: Path, config: BenchConfig | None = None) -> dict[str, Any]:
         return data
 
     import onnx
-
-    from compiler.driver import compile_model
-    from compiler.models import bundled_model
-    from targets import load_target
+    from joule.driver import compile_model
+    from joule.models import bundled_model
+    from joule.targets import load_target
 
     target = load_target(BENCH_TARGETS / "zigzag_eyeriss.yaml")
     limit = config.time_limit_s if config.time_limit_s is not None else TIME_LIMIT_S
@@ -209,7 +208,7 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 def _plots(rows: list[dict[str, Any]]) -> dict[str, bytes]:
-    from compiler.bench.plots import grouped_bars
+    from joule.bench.suite_plots import grouped_bars
 
     energy = {
         r["network"]: {

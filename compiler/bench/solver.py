@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compiler.bench.common import BenchConfig, Job, machine, md_table, pick, solve_all, write_suite
-from compiler.ir.builders import conv2d, matmul
-from compiler.ir.loopnest import LoopNest
-from passes.search import SearchOptions
+from joule.bench.common import BenchConfig, Job, machine, md_table, pick, solve_all, write_suite
+from joule.ir.builders import conv2d, matmul
+from joule.ir.loopnest import LoopNest
+from joule.passes.mapper.outcome import SearchOptions
 
 CPSAT_LIMITS_S = (0.5, 2.0)
 RANDOM_SAMPLES = (1_000, 10_000)
@@ -68,7 +68,7 @@ def _methods(exhaustive: bool, limits: tuple[float, ...], samples: tuple[int, ..
 def run(out: Path, config: BenchConfig | None = None) -> dict[str, Any]:
     """Run every method on every case; write solver.json/.md and the quality-vs-time plot."""
     config = config or BenchConfig()
-    from targets import load_target
+    from joule.targets import load_target
 
     limits = (config.time_limit_s,) if config.time_limit_s is not None else CPSAT_LIMITS_S
     samples = (config.samples,) if config.samples is not None else RANDOM_SAMPLES
@@ -129,7 +129,7 @@ def run(out: Path, config: BenchConfig | None = None) -> dict[str, Any]:
         "results": rows,
         "summary": _summary(rows),
     }
-    from compiler.bench.plots import scatter_series
+    from joule.bench.suite_plots import scatter_series
 
     series: dict[str, list[tuple[float, float]]] = {}
     for kind in ("small", "real"):

@@ -1,6 +1,6 @@
 """Run ZigZag on one ONNX model and print a JSON summary (no Joule imports: any venv with zigzag).
 
-Usage: ``python -m compiler.bench.zigzag_runner MODEL.onnx HARDWARE.yaml MAPPING.yaml DUMP_DIR``
+Usage: ``python -m joule.bench.zigzag_runner MODEL.onnx HARDWARE.yaml MAPPING.yaml DUMP_DIR``
 (or run the file directly). Prints ``{"energy_pj", "latency_cycles", "wall_s", "layers":
 [{"name", "energy_pj", "mac_energy_pj", "mem_energy_pj", "latency_cycles", "spatial",
 "temporal"}]}``; ZigZag optimises energy.

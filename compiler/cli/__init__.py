@@ -12,15 +12,15 @@ import importlib
 import os
 import sys
 
-from compiler.errors import JouleError
+from joule.errors import JouleError
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "lower": ("compiler.cli.lower", "import an ONNX model and print its loop nests"),
-    "targets": ("compiler.cli.targets", "list the bundled accelerator targets"),
-    "evaluate": ("compiler.cli.evaluate", "score one mapping of one layer on a target"),
-    "compile": ("compiler.cli.compile", "map every layer of a model energy-optimally"),
-    "bench": ("compiler.cli.bench", "run a benchmark suite: dataflows, networks, solver, peers"),
+    "lower": ("joule.cli.lower", "import an ONNX model and print its loop nests"),
+    "targets": ("joule.cli.targets", "list the bundled accelerator targets"),
+    "evaluate": ("joule.cli.evaluate", "score one mapping of one layer on a target"),
+    "compile": ("joule.cli.compile", "map every layer of a model energy-optimally"),
+    "bench": ("joule.cli.bench", "run a benchmark suite: dataflows, networks, solver, peers"),
 }
 
 

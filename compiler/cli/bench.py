@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.bench import BenchConfig, run_suite
+    from joule.bench import BenchConfig, run_suite
 
     config = BenchConfig(
         time_limit_s=args.time_limit,

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.cli.lower import parse_dims
-from passes.dataflow import DATAFLOWS
+from joule.cli.lower import parse_dims
+from joule.passes.dataflow import DATAFLOWS
 
 if TYPE_CHECKING:
-    from compiler.cache import ResultCache
+    from joule.cache import ResultCache
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,9 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.driver import CompileInterrupted, compile_model
-    from compiler.report import write_outputs
-    from compiler.report.files import prepare_dir
+    from joule.driver import CompileInterrupted, compile_model
+    from joule.report import write_outputs
+    from joule.report.files import prepare_dir
 
     prepare_dir(Path(args.out))  # fail before any solving
     cache = _open_cache(args)
@@ -124,15 +124,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _emit(schedule: object, args: argparse.Namespace) -> bool:
     """Write what ``--emit`` asks for; True when the TVM verification failed."""
-    from targets import load_target
+    from joule.targets import load_target
 
     failed = False
     if "timeloop" in args.emit:
-        from compiler.emit import emit_timeloop
+        from joule.timeloop.writer import emit_timeloop
 
         emit_timeloop(schedule, args.out, load_target(args.target))  # type: ignore[arg-type]
     if "tvm" in args.emit:
-        from compiler.emit import emit_tvm
+        from joule.passes.tvm.emit_module import emit_tvm
 
         record = emit_tvm(
             schedule,  # type: ignore[arg-type]
@@ -155,7 +155,7 @@ def _emit(schedule: object, args: argparse.Namespace) -> bool:
 
 def _open_cache(args: argparse.Namespace) -> ResultCache | None:
     """The result cache the flags ask for: none, an explicit path, or the default location."""
-    from compiler.cache import ResultCache, default_cache_path
+    from joule.cache import ResultCache, default_cache_path
 
     if args.no_cache:
         return None

@@ -15,13 +15,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.errors import IRParseError, MappingError, ModelError
+from joule.errors import IRParseError, MappingError, ModelError
 
 if TYPE_CHECKING:
-    from compiler.cost import CostResult
-    from compiler.ir.loopnest import LoopNest
-    from compiler.mapping import Mapping
-    from targets.spec import Target
+    from joule.cost import CostResult
+    from joule.ir.loopnest import LoopNest
+    from joule.mapping import Mapping
+    from joule.targets.spec import Target
 
 _CONV_KEYS = {"N", "K", "C", "P", "Q", "R", "S", "G", "stride", "dilation", "pad", "groups"}
 _MATMUL_KEYS = {"M", "N", "K", "B"}
@@ -51,8 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.cost import evaluate
-    from targets.loader import load_target
+    from joule.cost import evaluate
+    from joule.targets.loader import load_target
 
     target = load_target(args.target)
     nest = _layer(args)
@@ -75,7 +75,7 @@ def _layer(args: argparse.Namespace) -> LoopNest:
     if args.dims:
         return parse_dims_spec(args.dims)
     if args.timeloop_problem:
-        from compiler.timeloop import load_problem
+        from joule.timeloop import load_problem
 
         return load_problem(args.timeloop_problem)
     if not args.layer:
@@ -83,7 +83,7 @@ def _layer(args: argparse.Namespace) -> LoopNest:
             f"which layer of {args.model}?",
             hint="add --layer NAME (the names `joule lower MODEL` prints)",
         )
-    from compiler.lower import lower_model
+    from joule.lower import lower_model
 
     network = lower_model(args.model)
     try:
@@ -98,7 +98,7 @@ def _layer(args: argparse.Namespace) -> LoopNest:
 
 def parse_dims_spec(spec: str) -> LoopNest:
     """``conv:N=1,K=64,...`` or ``matmul:M=..,N=..,K=..`` as a LoopNest."""
-    from compiler.ir.builders import conv2d, matmul
+    from joule.ir.builders import conv2d, matmul
 
     kind, sep, body = spec.partition(":")
     kind = kind.strip().lower()
@@ -143,14 +143,14 @@ def parse_dims_spec(spec: str) -> LoopNest:
 
 
 def _mapping(args: argparse.Namespace, target: Target, nest: LoopNest) -> Mapping:
-    from compiler.mapping import Mapping
+    from joule.mapping import Mapping
 
     if bool(args.mapping) == bool(args.timeloop_mapping):
         raise MappingError(
             "give exactly one mapping: --mapping M.json or --timeloop-mapping M.yaml|M.map.txt"
         )
     if args.timeloop_mapping:
-        from compiler.timeloop import load_mapping
+        from joule.timeloop import load_mapping
 
         return load_mapping(args.timeloop_mapping, target, nest)
     path = Path(args.mapping)

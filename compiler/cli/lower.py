@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from compiler.errors import ModelError
+from joule.errors import ModelError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,8 +37,8 @@ def parse_dims(items: list[str]) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compiler.ir import print_loopnests
-    from compiler.lower import lower_model
+    from joule.ir import print_loopnests
+    from joule.lower import lower_model
 
     network = lower_model(args.model, batch=args.batch, dims=parse_dims(args.dim))
     if args.json:

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import argparse
 
-from targets.loader import bundled_targets, load_target
-from targets.spec import StorageLevel, Target
+from joule.targets.loader import bundled_targets, load_target
+from joule.targets.spec import StorageLevel, Target
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,13 +1,13 @@
 """The cost model (no TVM): exact access counts, energy, cycles and a compulsory bound."""
 
-from compiler.cost.model import evaluate, lower_bound_pj, score
-from compiler.cost.result import AccessCounts, CostResult
-from compiler.cost.validate import check_capacity, check_structure
+from joule.cost.model import evaluate, lower_bound_pj, score
+from joule.cost.result import AccessCounts, CostResult
+from joule.cost.validate import check_capacity, check_structure
 
 
 def validate_mapping(nest, target, mapping) -> None:  # noqa: ANN001 - re-exported helper
     """Raise MappingError naming the first violation of ``mapping``."""
-    from compiler.cost.nest import flatten
+    from joule.cost.nest import flatten
 
     check_structure(nest, target, mapping)
     check_capacity(nest, target, flatten(mapping, tuple(lvl.name for lvl in target.levels)))

@@ -13,13 +13,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from compiler.cost.nest import FlatNest, axis_terms, box_extents, fills_per_instance, flatten
-from compiler.cost.result import AccessCounts, CostResult
-from compiler.cost.validate import check_structure, check_tiles
-from compiler.errors import TargetError
-from compiler.ir.loopnest import LoopNest, Tensor
-from compiler.mapping import Mapping
-from targets.spec import Target
+from joule.cost.nest import FlatNest, axis_terms, box_extents, fills_per_instance, flatten
+from joule.cost.result import AccessCounts, CostResult
+from joule.cost.validate import check_structure, check_tiles
+from joule.errors import TargetError
+from joule.ir.loopnest import LoopNest, Tensor
+from joule.mapping import Mapping
+from joule.targets.spec import Target
 
 
 def evaluate(nest: LoopNest, target: Target, mapping: Mapping) -> CostResult:

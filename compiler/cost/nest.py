@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from compiler.ir.loopnest import Tensor
-from compiler.mapping import Mapping
+from joule.ir.loopnest import Tensor
+from joule.mapping import Mapping
 
 
 class FlatLoop(NamedTuple):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from compiler.cost.nest import FlatNest, axis_terms, box_extents
-from compiler.errors import MappingError
-from compiler.ir.loopnest import LoopNest
-from compiler.mapping import Mapping
-from targets.spec import Target
+from joule.cost.nest import FlatNest, axis_terms, box_extents
+from joule.errors import MappingError
+from joule.ir.loopnest import LoopNest
+from joule.mapping import Mapping
+from joule.targets.spec import Target
 
 
 def check_structure(nest: LoopNest, target: Target, mapping: Mapping) -> None:

@@ -5,10 +5,10 @@ values back to ONNX nodes; ``describe_module`` turns the module into plain
 Python records (call sites, loop blocks with affine accesses) for the lowering.
 """
 
-from compiler.frontend.describe import describe_module
-from compiler.frontend.importer import SiteInfo, load_onnx
-from compiler.frontend.reading import ModelSource, read_model
-from compiler.frontend.records import ModuleDescription, OnnxNode
+from joule.frontend.describe import describe_module
+from joule.frontend.importer import SiteInfo, load_onnx
+from joule.frontend.reading import ModelSource, read_model
+from joule.frontend.records import ModuleDescription, OnnxNode
 
 __all__ = [
     "ModelSource",

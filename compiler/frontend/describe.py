@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import tvm
+from joule.frontend.importer import SiteInfo
+from joule.frontend.records import Binding, ModuleDescription, PrimFuncInfo, Value
+from joule.frontend.tir_blocks import describe_primfunc
 from tvm import relax, tirx
-
-from compiler.frontend.importer import SiteInfo
-from compiler.frontend.records import Binding, ModuleDescription, PrimFuncInfo, Value
-from compiler.frontend.tir_blocks import describe_primfunc
 
 _Ids = Callable[[relax.Var], int]  # Relax var -> value id, assigning new ids on first sight
 

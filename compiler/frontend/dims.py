@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import onnx
-
-from compiler.errors import ModelError
+from joule.errors import ModelError
 
 
 def real_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:

@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 
 import onnx
 import tvm
+from joule.errors import ModelError
+from joule.frontend.dims import input_shapes
+from joule.frontend.reading import ModelSource, check_model, read_model
+from joule.frontend.records import OnnxNode
+from joule.frontend.tracing import TracingImporter
 from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
-
-from compiler.errors import ModelError
-from compiler.frontend.dims import input_shapes
-from compiler.frontend.reading import ModelSource, check_model, read_model
-from compiler.frontend.records import OnnxNode
-from compiler.frontend.tracing import TracingImporter
 
 _DIRECT_OPS = {"If", "Constant"}  # handled by the importer itself, not the converter map
 

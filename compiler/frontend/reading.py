@@ -8,9 +8,8 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
+from joule.errors import ModelError
 from onnx import external_data_helper
-
-from compiler.errors import ModelError
 
 ModelSource = str | Path | onnx.ModelProto
 

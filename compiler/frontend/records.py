@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from compiler.ir.affine import AffineExpr
+from joule.ir.affine import AffineExpr
 
 
 @dataclass(frozen=True)

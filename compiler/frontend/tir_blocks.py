@@ -14,12 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import tvm_ffi
+from joule.frontend.records import Access, CopyMap, MacBlock, Param, PrimFuncInfo
+from joule.ir.affine import AffineExpr
 from tvm import s_tir, tirx
 from tvm.ir import expr as ir_expr
 from tvm.ir.prim import expr as prim
-
-from compiler.frontend.records import Access, CopyMap, MacBlock, Param, PrimFuncInfo
-from compiler.ir.affine import AffineExpr
 
 _SPATIAL, _REDUCE = 0, 2
 _Lin = dict[str, int]  # affine form: dim -> coeff, "" -> constant

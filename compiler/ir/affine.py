@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from compiler.errors import IRParseError
+from joule.errors import IRParseError
 
 _TERM = re.compile(r"^(?:(-?\d+)\s*\*\s*)?([A-Za-z_][A-Za-z0-9_]*)$|^(-?\d+)$")
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from compiler.ir.affine import AffineExpr
-from compiler.ir.loopnest import LoopNest, Tensor
+from joule.ir.affine import AffineExpr
+from joule.ir.loopnest import LoopNest, Tensor
 
 
 def conv2d(

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
-from compiler.errors import IRParseError
-from compiler.ir.affine import AffineExpr
+from joule.errors import IRParseError
+from joule.ir.affine import AffineExpr
 
 Role = Literal["input", "weight", "output"]
 ROLES: tuple[Role, ...] = ("input", "weight", "output")

@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
-
-from compiler.ir.loopnest import LoopNest, UnmappedOp
+from joule.ir.loopnest import LoopNest, UnmappedOp
 
 
 @dataclass

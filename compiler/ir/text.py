@@ -21,9 +21,9 @@ from __future__ import annotations
 import json
 import re
 
-from compiler.errors import IRParseError
-from compiler.ir.affine import AffineExpr
-from compiler.ir.loopnest import ROLES, LoopNest, Tensor
+from joule.errors import IRParseError
+from joule.ir.affine import AffineExpr
+from joule.ir.loopnest import ROLES, LoopNest, Tensor
 
 _STRING = r'"(?:[^"\\]|\\.)*"'
 _HEADER = re.compile(

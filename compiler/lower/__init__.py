@@ -1,7 +1,7 @@
 """Lowering: a legalized Relax module -> Joule's loop-nest IR (a Network).
 
 ``lower_model`` runs the whole way from an ONNX file, ModelProto or bundled
-model name; ``lower_module`` starts from ``compiler.frontend.load_onnx``'s
+model name; ``lower_module`` starts from ``joule.frontend.load_onnx``'s
 result; ``build_network`` from plain records (no TVM).
 """
 
@@ -11,20 +11,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from compiler.frontend.records import ModuleDescription
-from compiler.ir.network import Network
-from compiler.lower.network import build_network
+from joule.frontend.records import ModuleDescription
+from joule.ir.network import Network
+from joule.lower.build_network import build_network
 
 if TYPE_CHECKING:
     import onnx
     import tvm
-
-    from compiler.frontend.importer import SiteInfo
+    from joule.frontend.importer import SiteInfo
 
 
 def lower_module(mod: tvm.IRModule, info: SiteInfo, *, model: str | None = None) -> Network:
     """The Network of a module returned by ``load_onnx``."""
-    from compiler.frontend import describe_module
+    from joule.frontend import describe_module
 
     return build_network(describe_module(mod, info), model=model)
 
@@ -36,8 +35,8 @@ def lower_model(
     dims: Mapping[str, int] | None = None,
 ) -> Network:
     """Import and lower a model: a path, a ModelProto, or a bundled model's name."""
-    from compiler.frontend import load_onnx
-    from compiler.models import BUNDLED_MODELS, bundled_model
+    from joule.frontend import load_onnx
+    from joule.models import BUNDLED_MODELS, bundled_model
 
     name = None
     if isinstance(source, str) and not Path(source).exists():

@@ -1,7 +1,7 @@
 """Joule's canonical dim names, read off the structure of the accesses (not the op name).
 
 - convolution-like (an input axis adds a spatial and a reduction dim: a sliding
-  window): N, G, K, C, P, Q, R, S as in ``compiler.ir.builders.conv2d``; a
+  window): N, G, K, C, P, Q, R, S as in ``joule.ir.builders.conv2d``; a
   depthwise conv gets K = 1 so grouped and depthwise read alike;
 - matmul-like: batch dims B0, B1, ..., then M (rows of the first operand),
   N (columns of the second) and K (the reduction);
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir.affine import AffineExpr
+from joule.ir.affine import AffineExpr
 
 _CONV_ORDER = ("N", "G", "K", "C", "P", "Q", "R", "S")
 

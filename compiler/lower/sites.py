@@ -14,10 +14,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from compiler.frontend.records import Access, Binding, MacBlock, ModuleDescription
-from compiler.ir.affine import AffineExpr
-from compiler.ir.loopnest import LoopNest, Tensor
-from compiler.lower.naming import canonicalize
+from joule.frontend.records import Access, Binding, MacBlock, ModuleDescription
+from joule.ir.affine import AffineExpr
+from joule.ir.loopnest import LoopNest, Tensor
+from joule.lower.naming import canonicalize
 
 _ROLES = ("output", "input", "weight")
 

@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import onnx
-
-from compiler.errors import ModelError
-from compiler.models.alexnet import alexnet
-from compiler.models.bert import bert_layer
-from compiler.models.mobilenet import mobilenet_v2
-from compiler.models.resnet import resnet18, resnet50
-from compiler.models.transformer import transformer
-from compiler.models.vgg import vgg16
+from joule.errors import ModelError
+from joule.models.alexnet import alexnet
+from joule.models.bert import bert_layer
+from joule.models.mobilenet import mobilenet_v2
+from joule.models.resnet import resnet18, resnet50
+from joule.models.transformer import transformer
+from joule.models.vgg import vgg16
 
 _BUILDERS: dict[str, Callable[..., onnx.ModelProto]] = {
     "resnet18": resnet18,

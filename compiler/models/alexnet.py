@@ -10,8 +10,7 @@ dropouts are inference no-ops and are left out too.
 from __future__ import annotations
 
 import onnx
-
-from compiler.models.graph import GraphBuilder
+from joule.models.graph import GraphBuilder
 
 # (features index, cin, cout, kernel, stride, pad, maxpool after)
 _CONVS = (

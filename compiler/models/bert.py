@@ -12,8 +12,7 @@ from __future__ import annotations
 import math
 
 import onnx
-
-from compiler.models.graph import GraphBuilder
+from joule.models.graph import GraphBuilder
 
 _SCOPE = "/encoder/layer.0"
 _PREFIX = "encoder.layer.0"

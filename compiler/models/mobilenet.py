@@ -9,8 +9,7 @@ separate node, as in the ResNets.
 from __future__ import annotations
 
 import onnx
-
-from compiler.models.graph import GraphBuilder
+from joule.models.graph import GraphBuilder
 
 # torchvision's inverted_residual_setting: expansion t, channels c, repeats n, stride s.
 _SETTING = (

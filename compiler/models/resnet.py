@@ -9,8 +9,7 @@ BatchNormalization stays a separate node (training-mode export, not folded).
 from __future__ import annotations
 
 import onnx
-
-from compiler.models.graph import GraphBuilder
+from joule.models.graph import GraphBuilder
 
 _STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))  # (width, first stride) of layer1..4
 

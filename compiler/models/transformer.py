@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 
 import onnx
-
-from compiler.models.graph import GraphBuilder
+from joule.models.graph import GraphBuilder
 
 
 def transformer(

@@ -9,8 +9,7 @@ inference-time dropouts.
 from __future__ import annotations
 
 import onnx
-
-from compiler.models.graph import GraphBuilder
+from joule.models.graph import GraphBuilder
 
 # Output channels per conv; "M" is a 2x2/2 max pool (torchvision's cfgs["D"]).
 _CFG_D: tuple[int | str, ...] = (

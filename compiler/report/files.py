@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from compiler.errors import JouleError
+from joule.errors import JouleError
 
 
 def prepare_dir(path: Path) -> Path:

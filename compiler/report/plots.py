@@ -8,8 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-from compiler.schedule import Schedule  # noqa: E402
+from joule.schedule import Schedule  # noqa: E402
 
 
 def _short(name: str, width: int = 28) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from compiler.report.files import prepare_dir, write_atomic
-from compiler.report.plots import PLOTS
-from compiler.schedule import Schedule
+from joule.report.files import prepare_dir, write_atomic
+from joule.report.plots import PLOTS
+from joule.schedule import Schedule
 
 
 def write_outputs(schedule: Schedule, out: str | Path) -> Path:

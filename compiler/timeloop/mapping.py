@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from compiler.errors import MappingError
-from compiler.ir.loopnest import LoopNest, Role
-from compiler.mapping import Axis, LevelLoops, Loop, Mapping
-from compiler.timeloop.problem import joule_dim
-from targets.spec import Target
+from joule.errors import MappingError
+from joule.ir.loopnest import LoopNest, Role
+from joule.mapping import Axis, LevelLoops, Loop, Mapping
+from joule.targets.spec import Target
+from joule.timeloop.problem import joule_dim
 
 _ROLES: dict[str, Role] = {"weights": "weight", "inputs": "input", "outputs": "output"}
 _FACTOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*?)\s*=?\s*(\d+)")

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from compiler.errors import IRParseError, JouleError
-from compiler.ir.affine import AffineExpr
-from compiler.ir.loopnest import LoopNest, Role, Tensor
+from joule.errors import IRParseError, JouleError
+from joule.ir.affine import AffineExpr
+from joule.ir.loopnest import LoopNest, Role, Tensor
 
 # Timeloop dim name -> Joule dim name.
 DIM_NAMES = {"M": "K"}

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from compiler.errors import MappingError
+from joule.errors import MappingError
 
 _ROLES = {"Weights": "weight", "Inputs": "input", "Outputs": "output"}
 _KEYS = {

@@ -12,7 +12,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from compiler.timeloop.stats import read_stats
+from joule.timeloop.stats import read_stats
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[2].parent / "shared" / "reference" / "timeloop"

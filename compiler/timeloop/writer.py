@@ -31,12 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from compiler.ir.loopnest import LoopNest
-from compiler.mapping import Mapping
-from compiler.report.files import write_atomic
-from compiler.schedule import Schedule
-from targets.spec import Target
+from joule.ir.loopnest import LoopNest
+from joule.mapping import Mapping
+from joule.report.files import write_atomic
+from joule.schedule import Schedule
+from joule.targets.spec import Target
 
 VERSION = 0.4
 _SPACES = {"weight": "Weights", "input": "Inputs", "output": "Outputs"}

@@ -33,11 +33,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from compiler.cost.model import distinct_words
-from compiler.ir.loopnest import Tensor
-from passes.mapspace import MapSpace
-from passes.vector_model import within_capacity
+from joule.cost.model import distinct_words
+from joule.ir.loopnest import Tensor
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.proof.vector_model import within_capacity
 
 MAX_TILINGS = 400_000  # outer factorisations enumerated at once (numpy, a few MB)
 

@@ -1,7 +1,7 @@
-"""The CP-SAT mapper: builds the formulation of :mod:`passes.cpsat_model`, solves, decodes.
+"""The CP-SAT mapper: builds the formulation (:mod:`.formulation`), solves, decodes.
 
 For the energy objective, three quarters of the time limit go to proving the result
-(:mod:`passes.prove`): an enumeration pruned by certified bounds that either
+(:mod:`joule.passes.mapper.proof.prove`): an enumeration pruned by certified bounds that either
 shows no mapping is cheaper (status OPTIMAL), finds one that is, or leaves a
 tighter bound than CP-SAT's own, which on real layers stays weak.
 
@@ -15,16 +15,11 @@ from __future__ import annotations
 
 import time
 
-from ortools.sat.python import cp_model
-
-from compiler.cost.model import networks_support
-from compiler.cost.nest import axis_terms
-from passes.cpsat_model import Formulation, Val, const, energy_scale
-from passes.local_search import decode, warm_start
-from passes.mapspace import MapSpace, Slot
-from passes.prove import budget_for, prove
-from passes.random_search import solve_random
-from passes.search import (
+from joule.cost.model import networks_support
+from joule.cost.nest import axis_terms
+from joule.passes.mapper.cpsat.formulation import Formulation, Val, const, energy_scale
+from joule.passes.mapper.mapspace.space import MapSpace, Slot
+from joule.passes.mapper.outcome import (
     SearchOptions,
     SearchResult,
     SolverReport,
@@ -32,6 +27,10 @@ from passes.search import (
     rank_key,
     score_point,
 )
+from joule.passes.mapper.proof.prove import budget_for, prove
+from joule.passes.mapper.search.local_search import decode, warm_start
+from joule.passes.mapper.search.random_sampling import solve_random
+from ortools.sat.python import cp_model
 
 SEARCH_WORKERS = 1  # layers run in parallel processes; one worker keeps CP-SAT deterministic
 CPSAT_SHARE = 0.25  # of the time limit for energy; the proof (passes/prove.py) gets the rest

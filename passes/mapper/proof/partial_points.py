@@ -7,7 +7,7 @@ its span being the product of its factors at and below the level), so a join
 costs a few gathers and additions, and rows whose tiles already overflow are
 dropped at once: tiles only grow as dims join. The caller prunes the rows
 that fit, given their factors and the off-chip bound of their outer factors
-(:mod:`passes.offchip_bound`, minimised over the dims not joined yet).
+(:mod:`joule.passes.mapper.bounds.offchip`, minimised over the dims not joined yet).
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ import math
 from collections.abc import Callable, Iterator
 
 import numpy as np
-
-from passes.mapspace import MapSpace
-from passes.offchip_bound import OffchipTable
-from passes.vector_model import Factors, limited, within_capacity
+from joule.passes.mapper.bounds.offchip import OffchipTable
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.proof.vector_model import Factors, limited, within_capacity
 
 CHUNK = 1 << 16  # rows per join step
 

@@ -13,11 +13,10 @@ not the CPU's threads, and a parallel reduction loop would be wrong.
 from __future__ import annotations
 
 import tvm_ffi
+from joule.errors import MappingError
+from joule.ir.loopnest import LoopNest
+from joule.mapping import Mapping
 from tvm import s_tir, tirx
-
-from compiler.errors import MappingError
-from compiler.ir.loopnest import LoopNest
-from compiler.mapping import Mapping
 
 LEVEL_KEY = "joule.level"
 SPATIAL_KEY = "joule.spatial"

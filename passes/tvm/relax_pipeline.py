@@ -3,7 +3,7 @@
 ``tvm.compile(mod, target="llvm", relax_pipeline="joule")`` maps for
 ``eyeriss``; ``joule_pipeline("tpu-ws", mapper="random")`` (or
 ``relax.get_pipeline("joule", target="tpu-ws", ...)``) builds the same pipeline
-for any target with any :class:`~passes.tvm_schedule.JouleSchedule` option.
+for any target with any :class:`~joule.passes.tvm.module_pass.JouleSchedule` option.
 LegalizeOps is idempotent, so a module that is already legalized is fine too.
 """
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import tvm
+from joule.passes.tvm.module_pass import JouleSchedule
+from joule.targets.spec import Target
 from tvm import relax
 
-from passes.tvm_schedule import JouleSchedule
-from targets.spec import Target
-
+PIPELINE_NAME = "joule"
 DEFAULT_TARGET = "eyeriss"
 
 

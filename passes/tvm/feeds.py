@@ -4,7 +4,7 @@ A shape-only model (weights as graph inputs, as the bundled models are) must
 still compute finite, well-scaled numbers: the first input is the data
 (standard normal); a weight gets ``N(0, 1/fan_in)``, a normalisation scale
 ``1 + 0.1 N``, a BatchNormalization variance ``U[0.5, 1.5)`` (a negative
-variance would give NaN), as ``compiler.models.graph`` initialises them.
+variance would give NaN), as ``joule.models.graph`` initialises them.
 """
 
 from __future__ import annotations

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from compiler.ir.loopnest import LoopNest
-from compiler.mapping import LevelLoops, Loop, Mapping
-from targets.spec import Target
+from joule.ir.loopnest import LoopNest
+from joule.mapping import LevelLoops, Loop, Mapping
+from joule.targets.spec import Target
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from joule.passes.mapper.mapspace.space import MapSpace, Slot
 from ortools.sat.python import cp_model
-
-from passes.mapspace import MapSpace, Slot
 
 Expr = cp_model.LinearExprT
 

@@ -7,7 +7,7 @@ over the mapspace (re-tile one dim, or re-order one level, keep the best) is
 cheap with the analytical model and deterministic for a seed. It cannot trade
 one unrolled dim for another when the array is full (two dims must change at
 once), so further starts fix each of the unrollings with the lowest spatial
-bound (:mod:`passes.bound`) and sample only the temporal factors; unrollings
+bound (:mod:`joule.passes.mapper.bounds.spatial`) and sample only the temporal factors; unrollings
 whose bound is no better than the best point found are skipped.
 """
 
@@ -17,10 +17,10 @@ import itertools
 import random
 from collections import defaultdict
 
-from compiler.mapping import Mapping
-from passes.bound import ranked_unrollings
-from passes.mapspace import MapSpace, Slot
-from passes.search import (
+from joule.mapping import Mapping
+from joule.passes.mapper.bounds.spatial import ranked_unrollings
+from joule.passes.mapper.mapspace.space import MapSpace, Slot
+from joule.passes.mapper.outcome import (
     SearchOptions,
     SearchResult,
     SolverReport,

@@ -18,19 +18,18 @@ from typing import Any
 import numpy as np
 import onnx
 import tvm
-
-from compiler.emit.feeds import graph_inputs, random_feeds
-from compiler.emit.lift import lift_constants
-from compiler.emit.verify import verify
-from compiler.errors import JouleError
-from compiler.frontend import describe_module, load_onnx, read_model
-from compiler.frontend.dims import input_shapes
-from compiler.frontend.importer import SiteInfo
-from compiler.mapping import Mapping
-from compiler.report.files import write_atomic
-from compiler.schedule import Schedule
-from passes.tvm_schedule import MAPPING_ATTR, JouleSchedule
-from targets.spec import Target
+from joule.errors import JouleError
+from joule.frontend import describe_module, load_onnx, read_model
+from joule.frontend.dims import input_shapes
+from joule.frontend.importer import SiteInfo
+from joule.mapping import Mapping
+from joule.passes.tvm.feeds import graph_inputs, random_feeds
+from joule.passes.tvm.lift_params import lift_constants
+from joule.passes.tvm.module_pass import MAPPING_ATTR, JouleSchedule
+from joule.passes.tvm.verify import verify
+from joule.report.files import write_atomic
+from joule.schedule import Schedule
+from joule.targets.spec import Target
 
 _HEADER = """\
 # TVMScript of {model}, every MAC PrimFunc scheduled by Joule for target {target}.
@@ -43,7 +42,7 @@ _HEADER = """\
 
 def resolve_model(source: str | Path | onnx.ModelProto) -> onnx.ModelProto:
     """A ModelProto from a path, a proto or a bundled model name (as ``lower_model`` reads it)."""
-    from compiler.models import BUNDLED_MODELS, bundled_model
+    from joule.models import BUNDLED_MODELS, bundled_model
 
     if isinstance(source, str) and not Path(source).exists():
         if source in BUNDLED_MODELS or not Path(source).suffix:

@@ -6,12 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from compiler.cost import CostResult
-from compiler.cost.model import score
-from compiler.cost.nest import flatten
-from compiler.errors import MappingError
-from compiler.mapping import Mapping
-from passes.mapspace import MapSpace
+from joule.cost import CostResult
+from joule.cost.model import score
+from joule.cost.nest import flatten
+from joule.errors import MappingError
+from joule.mapping import Mapping
+from joule.passes.mapper.mapspace.space import MapSpace
 
 OBJECTIVES = ("energy", "edp", "latency")
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 
 import networkx as nx
-
-from compiler.errors import ModelError
-from compiler.frontend.records import Binding, ModuleDescription
-from compiler.ir.loopnest import LoopNest, UnmappedOp
-from compiler.ir.network import Network
-from compiler.lower.sites import build_loopnest
+from joule.errors import ModelError
+from joule.frontend.records import Binding, ModuleDescription
+from joule.ir.loopnest import LoopNest, UnmappedOp
+from joule.ir.network import Network
+from joule.lower.sites import build_loopnest
 
 
 def build_network(desc: ModuleDescription, *, model: str | None = None) -> Network:

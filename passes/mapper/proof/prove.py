@@ -1,15 +1,15 @@
 """Prove a layer's optimum: branch and bound over spatial unrollings, exact enumeration inside.
 
 CP-SAT finds good mappings quickly, but its own bound on these models is weak
-and the energy bound (:mod:`passes.bound`) is not tight, so most real layers
+and the energy bound (:mod:`joule.passes.mapper.bounds.spatial`) is not tight, so most real layers
 end with a gap. Yet every point of the space has exactly one spatial
 unrolling, and the bound gives each unrolling a lower bound of its own. So:
 take unrollings cheapest bound first; stop when the next one's bound is no
 better than the best energy known (nothing left can win: that energy is the
 optimum); otherwise enumerate every point with that unrolling (temporal
 factors of every dim, every loop order the space distinguishes) with the
-vectorised model (:mod:`passes.vector_model`). Points are built one dim at a
-time (:mod:`passes.partial_points`), and a partial point is dropped as soon as
+vectorised model (:mod:`joule.passes.mapper.proof.vector_model`). Points are built one dim at a
+time (:mod:`joule.passes.mapper.proof.partial_points`), and a partial point is dropped as soon as
 its tiles overflow a buffer, its off-chip bound is too high, or its *floor*
 reaches the best. The floor is exact but for the orders of the outermost
 level(s), whose part is raised to the off-chip bound, and with the dims not
@@ -35,12 +35,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from passes.bound import RankedUnrolling, energy_bound_pj, ranked_unrollings
-from passes.mapspace import MapSpace, Slot
-from passes.offchip_bound import offchip_table
-from passes.partial_points import Joiner, OffchipFloor
-from passes.vector_model import Batch, Factors, Orders, VectorModel
+from joule.passes.mapper.bounds.offchip import offchip_table
+from joule.passes.mapper.bounds.spatial import RankedUnrolling, energy_bound_pj, ranked_unrollings
+from joule.passes.mapper.mapspace.space import MapSpace, Slot
+from joule.passes.mapper.proof.partial_points import Joiner, OffchipFloor
+from joule.passes.mapper.proof.vector_model import Batch, Factors, Orders, VectorModel
 
 BATCH = 1 << 16  # points scored per numpy batch
 MAX_TAILS = 3  # floors per point: each costs about one scoring

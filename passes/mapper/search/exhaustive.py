@@ -8,9 +8,9 @@ from __future__ import annotations
 import itertools
 import time
 
-from compiler.errors import SolverError
-from passes.mapspace import MapSpace
-from passes.search import (
+from joule.errors import SolverError
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import (
     SearchOptions,
     SearchResult,
     SolverReport,

@@ -12,7 +12,7 @@ K, which are not the convolution's N and K.
 
 from __future__ import annotations
 
-from compiler.ir.loopnest import LoopNest
+from joule.ir.loopnest import LoopNest
 
 # Which tensors index each convolution dim.
 CONV_USERS = {

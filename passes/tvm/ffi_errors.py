@@ -10,8 +10,7 @@ status 2 working for errors met while TVM runs Joule's pass.
 from __future__ import annotations
 
 import tvm_ffi
-
-from compiler import errors
+from joule import errors
 
 _CLASSES = (
     errors.JouleError,

@@ -15,7 +15,7 @@ where ``count_t`` is at least ``words_t * rep_t(level, S)`` (``rep``: the spatia
 factors above the level of dims ``t`` does not index: the instances that need the
 same words) and at least the instances times each one's footprint. The terms of
 the outermost level serving the levels below are then raised to the off-chip
-bound (:mod:`passes.offchip_bound`) when that is higher. Per unrolling each
+bound (:mod:`joule.passes.mapper.bounds.offchip`) when that is higher. Per unrolling each
 term is the smallest count the cost model can give (docs/cost-model.md, "Lower
 bounds"), so the result is a certified bound.
 """
@@ -27,10 +27,10 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from compiler.cost.model import distinct_words, lower_bound_pj, networks_support
-from compiler.ir.loopnest import Tensor
-from passes.mapspace import MapSpace, Slot
-from passes.offchip_bound import offchip_bound_pj
+from joule.cost.model import distinct_words, lower_bound_pj, networks_support
+from joule.ir.loopnest import Tensor
+from joule.passes.mapper.bounds.offchip import offchip_bound_pj
+from joule.passes.mapper.mapspace.space import MapSpace, Slot
 
 MAX_UNROLLINGS = 200_000  # beyond this, fall back to the compulsory bound
 
@@ -79,7 +79,7 @@ def _footprint_words(fp: _Footprint, factors: tuple[int, ...]) -> float:
 def energy_bound_pj(space: MapSpace) -> float:
     """The best certified bound, never below the compulsory bound: the cheapest
     unrolling's, or the cheapest unrolling's on-chip part plus the off-chip bound
-    (:mod:`passes.offchip_bound`) where that is higher than its off-chip part."""
+    (:mod:`joule.passes.mapper.bounds.offchip`) where that is higher than its off-chip part."""
     compulsory = lower_bound_pj(space.nest, space.target)
     per_unrolling = _per_unrolling(space)
     if not per_unrolling or not per_unrolling[1]:

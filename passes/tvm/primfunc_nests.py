@@ -10,12 +10,11 @@ schedule needs.
 
 from __future__ import annotations
 
+from joule.frontend.records import Binding, ModuleDescription, Value
+from joule.frontend.tir_blocks import describe_primfunc
+from joule.ir.loopnest import LoopNest
+from joule.lower.sites import build_loopnest
 from tvm import tirx
-
-from compiler.frontend.records import Binding, ModuleDescription, Value
-from compiler.frontend.tir_blocks import describe_primfunc
-from compiler.ir.loopnest import LoopNest
-from compiler.lower.sites import build_loopnest
 
 
 def primfunc_loopnests(name: str, func: tirx.PrimFunc) -> list[LoopNest]:

@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from compiler.errors import JouleError, TargetError
-from compiler.ir.loopnest import LoopNest
-from passes.bound import energy_bound_pj
-from passes.cpsat_search import solve_cpsat
-from passes.exhaustive import solve_exhaustive
-from passes.mapspace import MapSpace, SpaceConstraints
-from passes.random_search import solve_random
-from passes.search import OBJECTIVES, SearchOptions, SearchResult, SolverReport
-from targets.spec import Target
+from joule.errors import JouleError, TargetError
+from joule.ir.loopnest import LoopNest
+from joule.passes.mapper.bounds.spatial import energy_bound_pj
+from joule.passes.mapper.cpsat.solve import solve_cpsat
+from joule.passes.mapper.mapspace.space import MapSpace, SpaceConstraints
+from joule.passes.mapper.outcome import OBJECTIVES, SearchOptions, SearchResult, SolverReport
+from joule.passes.mapper.search.exhaustive import solve_exhaustive
+from joule.passes.mapper.search.random_sampling import solve_random
+from joule.targets.spec import Target
 
 MAPPERS = {"cpsat": solve_cpsat, "exhaustive": solve_exhaustive, "random": solve_random}
 

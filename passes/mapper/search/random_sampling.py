@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 import time
 
-from passes.mapspace import MapSpace
-from passes.search import (
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import (
     SearchOptions,
     SearchResult,
     SolverReport,

@@ -6,8 +6,8 @@ PrimFunc with a MAC block (conv, grouped/depthwise conv, dense and batched
 matmul, anything affine ``out += a * b``) it builds the loop nest, takes the
 mapping given for it (by PrimFunc name or by call-site var name) or maps it for
 the target, and applies the mapping with ``s_tir.Schedule`` (see
-``passes.tvm_apply``). The scheduled PrimFunc carries the attribute
-``joule.mapping``: JSON readable by ``compiler.mapping.Mapping.from_dict``,
+``joule.passes.tvm.apply_mapping``). The scheduled PrimFunc carries the attribute
+``joule.mapping``: JSON readable by ``joule.mapping.Mapping.from_dict``,
 plus ``target``, ``block`` and ``dims``.
 
 Call sites sharing a PrimFunc have identical shapes, so a computed mapping
@@ -23,16 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import tvm
+from joule.ir.loopnest import LoopNest
+from joule.mapping import Mapping
+from joule.passes.canonicalize import drop_unit_dims
+from joule.passes.tvm import ffi_errors  # noqa: F401  (Joule errors keep their class through TVM)
+from joule.passes.tvm.apply_mapping import apply_mapping
+from joule.passes.tvm.call_sites import call_sites, split_sites
+from joule.passes.tvm.primfunc_nests import primfunc_loopnests
+from joule.targets.spec import Target
 from tvm import tirx
-
-from compiler.ir.loopnest import LoopNest
-from compiler.mapping import Mapping
-from passes import tvm_errors  # noqa: F401  (Joule errors keep their class through TVM)
-from passes.canonicalize import drop_unit_dims
-from passes.tvm_apply import apply_mapping
-from passes.tvm_nests import primfunc_loopnests
-from passes.tvm_sites import call_sites, split_sites
-from targets.spec import Target
 
 MAPPING_ATTR = "joule.mapping"
 
@@ -57,7 +56,7 @@ class JouleSchedule:
     seed: int = 0
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
-        from targets import load_target
+        from joule.targets import load_target
 
         mod = mod.clone()  # IRModule assignment mutates in place; leave the input alone
         target = self.target if isinstance(self.target, Target) else load_target(self.target)
@@ -94,9 +93,9 @@ class JouleSchedule:
         return mod
 
     def _solve(self, nest: LoopNest, target: Target, solved: dict[str, Mapping]) -> Mapping:
-        from passes.dataflow import space_constraints
-        from passes.mapper import map_layer
-        from passes.search import SearchOptions
+        from joule.passes.dataflow import space_constraints
+        from joule.passes.mapper.map_layer import map_layer
+        from joule.passes.mapper.outcome import SearchOptions
 
         canon = drop_unit_dims(nest)
         key = canon.signature()

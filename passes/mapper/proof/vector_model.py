@@ -1,6 +1,6 @@
 """The cost model over many points of a mapspace at once (numpy), for exact enumeration.
 
-:func:`compiler.cost.model.score` scores one mapping in about 50 µs; proving a
+:func:`joule.cost.model.score` scores one mapping in about 50 µs; proving a
 layer's optimum means scoring millions. This module computes the same counts
 for a batch of points as integer arrays, following ``score`` term by term
 (tiles as boxes, fills as consecutive-tile deltas with the innermost relevant
@@ -17,11 +17,10 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-
-from compiler.cost.model import networks_support
-from compiler.ir.loopnest import Tensor
-from passes.mapspace import MapSpace, Slot
-from targets.spec import StorageLevel
+from joule.cost.model import networks_support
+from joule.ir.loopnest import Tensor
+from joule.passes.mapper.mapspace.space import MapSpace, Slot
+from joule.targets.spec import StorageLevel
 
 Factors = dict[str, np.ndarray]  # per dim, an int64 array (points x the dim's slots)
 Orders = tuple[tuple[str, ...], ...]
@@ -328,7 +327,7 @@ def limited(level: StorageLevel) -> bool:
 
 def within_capacity(level: StorageLevel, words: dict[str, np.ndarray], rows: int) -> np.ndarray:
     """Rows whose tiles (words per role, kept at ``level``) fit its per-role and shared
-    capacities: the numpy form of ``compiler.cost.validate.check_tiles``."""
+    capacities: the numpy form of ``joule.cost.validate.check_tiles``."""
     ok = np.ones(rows, dtype=bool)
     total = np.zeros(rows)
     for role, tile in words.items():
