@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from joule.defaults import DEFAULT_WORKERS
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -29,7 +31,7 @@ def main() -> int:
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--target", default="eyeriss")
     parser.add_argument("--time-limit", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     args = parser.parse_args()
 
     from joule.schedule import strip_times

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from joule.defaults import DEFAULT_TIME_LIMIT_S, DEFAULT_WORKERS
 from joule.driver import compile_model
 from joule.lower import lower_model
 
@@ -19,8 +20,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet50")
     parser.add_argument("--target", default="eyeriss")
-    parser.add_argument("--time-limit", type=float, default=2.0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--time-limit", type=float, default=DEFAULT_TIME_LIMIT_S)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     args = parser.parse_args()
     start = time.perf_counter()
     network = lower_model(args.model)

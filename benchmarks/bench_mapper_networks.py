@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from joule.defaults import DEFAULT_SAMPLES, DEFAULT_WORKERS
 from joule.driver import compile_model
 from joule.lower import lower_model
 from joule.report.files import write_atomic
@@ -125,8 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="eyeriss")
     parser.add_argument("--time-limit", type=float, default=10.0)
-    parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--samples", type=int, default=DEFAULT_SAMPLES)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--only", nargs="*", default=None, help="model names to run")
     parser.add_argument("--out", type=Path, default=None, help="directory for .md and .json")
     args = parser.parse_args()

@@ -16,6 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from joule.defaults import DEFAULT_WORKERS
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -49,7 +51,7 @@ def _measure(model: str, time_limit: float, workers: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--time-limit", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     parser.add_argument("--models", nargs="*", default=["resnet50", "bert-layer"])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from joule.cache import ResultCache, open_cache
+from joule.defaults import DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKERS
 from joule.ir.network import Network
 from joule.passmanager import PassManager
 from joule.pipeline import MappingModule
@@ -32,9 +33,9 @@ def compile_model(
     objective: str = "energy",
     dataflow: str = "free",
     mapper: str = "cpsat",
-    time_limit: float = 2.0,
-    workers: int = 1,
-    samples: int = 10_000,
+    time_limit: float = DEFAULT_TIME_LIMIT_S,
+    workers: int = DEFAULT_WORKERS,
+    samples: int = DEFAULT_SAMPLES,
     max_cycles: int | None = None,
     min_utilization: float | None = None,
     batch: int | None = None,

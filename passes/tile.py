@@ -30,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 from joule.cache import ResultCache, result_key
+from joule.defaults import DEFAULT_WORKERS
 from joule.errors import JouleError, SolverError
 from joule.ir.loopnest import LoopNest
 from joule.passes.mapper.map_layer import map_layer
@@ -61,7 +62,7 @@ class TileInterrupted(KeyboardInterrupt):
 class TileAndOrder:
     mapper: str = "cpsat"
     options: SearchOptions = field(default_factory=SearchOptions)
-    workers: int = 1
+    workers: int = DEFAULT_WORKERS
     cache: ResultCache | None = field(default=None, compare=False)
     name: str = "tile"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from joule.cost import CostResult
+from joule.defaults import DEFAULT_WORKERS
 from joule.ir.loopnest import LoopNest
 from joule.passes.mapper.outcome import SearchOptions, SearchResult
 from joule.progress import Progress
@@ -27,7 +28,7 @@ class BenchConfig:
     """Options of one suite run; empty filters and ``None`` mean the suite's defaults."""
 
     time_limit_s: float | None = None
-    workers: int = 2
+    workers: int = DEFAULT_WORKERS
     layers: tuple[str, ...] = ()
     dataflows: tuple[str, ...] = ()
     networks: tuple[str, ...] = ()

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from joule.bench.common import BENCH_TARGETS, BenchConfig, machine, md_table, pick, write_suite
+from joule.defaults import DEFAULT_TIME_LIMIT_S
 
 NETWORKS = ("alexnet", "resnet18", "mobilenet_v2")
-TIME_LIMIT_S = 2.0
 INSTALL_HINT = (
     "ZigZag is not installed for this interpreter. Install the optional extra: "
     "`pip install -e '.[peers]'` (PyPI zigzag-dse and six), or point JOULE_ZIGZAG_PYTHON "
@@ -100,7 +100,7 @@ def run(out: Path, config: BenchConfig | None = None) -> dict[str, Any]:
     from joule.targets import load_target
 
     target = load_target(BENCH_TARGETS / "zigzag_eyeriss.yaml")
-    limit = config.time_limit_s if config.time_limit_s is not None else TIME_LIMIT_S
+    limit = config.time_limit_s if config.time_limit_s is not None else DEFAULT_TIME_LIMIT_S
     rows = []
     with tempfile.TemporaryDirectory(prefix="joule-peers-") as tmp:
         for net in names:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from joule.defaults import DEFAULT_WORKERS
+
 SUITE_NAMES = ("dataflows", "networks", "solver", "peers")
 
 
@@ -21,7 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="per-layer CP-SAT budget in deterministic seconds (default: the suite's own)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="layers solved in parallel")
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help="layers solved in parallel"
+    )
     parser.add_argument("--layers", type=_names, default=(), help="comma-separated subset")
     parser.add_argument("--dataflows", type=_names, default=(), help="comma-separated subset")
     parser.add_argument("--networks", type=_names, default=(), help="comma-separated subset")

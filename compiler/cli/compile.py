@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from joule.cli.lower import parse_dims
+from joule.defaults import DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKERS
 from joule.passes.dataflow import DATAFLOWS
 
 if TYPE_CHECKING:
@@ -22,15 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataflow", default="free", choices=list(DATAFLOWS))
     parser.add_argument("--mapper", default="cpsat", choices=["cpsat", "exhaustive", "random"])
     parser.add_argument(
-        "--samples", type=int, default=10_000, help="valid samples for --mapper random"
+        "--samples", type=int, default=DEFAULT_SAMPLES, help="valid samples for --mapper random"
     )
     parser.add_argument(
         "--time-limit",
         type=float,
-        default=2.0,
+        default=DEFAULT_TIME_LIMIT_S,
         help="per-layer solver budget (deterministic units, roughly seconds)",
     )
-    parser.add_argument("--workers", type=int, default=2, help="layers solved in parallel")
+    parser.add_argument(
+        "--workers", type=int, default=DEFAULT_WORKERS, help="layers solved in parallel"
+    )
     parser.add_argument("--max-cycles", type=int, default=None, help="latency cap per layer")
     parser.add_argument(
         "--min-utilization",

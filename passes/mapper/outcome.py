@@ -9,6 +9,7 @@ from typing import Any
 from joule.cost import CostResult
 from joule.cost.model import score
 from joule.cost.nest import flatten
+from joule.defaults import DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT_S
 from joule.errors import MappingError
 from joule.mapping import Mapping
 from joule.passes.mapper.mapspace.space import MapSpace
@@ -21,8 +22,8 @@ class SearchOptions:
     objective: str = "energy"
     max_cycles: int | None = None
     min_utilization: float | None = None
-    time_limit_s: float = 10.0
-    samples: int = 10_000
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S
+    samples: int = DEFAULT_SAMPLES
     seed: int = 0
 
     def cycle_cap(self, macs: int, pes: int) -> int | None:

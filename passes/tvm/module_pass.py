@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import tvm
+from joule.defaults import DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT_S
 from joule.ir.loopnest import LoopNest
 from joule.mapping import Mapping
 from joule.passes.canonicalize import drop_unit_dims
@@ -51,8 +52,8 @@ class JouleSchedule:
     mapper: str = "cpsat"
     dataflow: str = "free"
     objective: str = "energy"
-    time_limit: float = 1.0
-    samples: int = 2_000
+    time_limit: float = DEFAULT_TIME_LIMIT_S
+    samples: int = DEFAULT_SAMPLES
     seed: int = 0
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
