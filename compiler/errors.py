@@ -25,6 +25,16 @@ class JouleError(Exception):
             lines.append(f"  what to do: {self.hint}")
         return "\n".join(lines)
 
+    def __reduce__(self) -> tuple:
+        # A solver worker's error is pickled back to the parent process. Rebuild it
+        # from its parts: the default rebuilds it from the formatted message, which
+        # then reads "error: error: ..." with its where and hint twice.
+        return (_rebuild, (type(self), self.what, self.where, self.hint), self.__dict__)
+
+
+def _rebuild(cls: type[JouleError], what: str, where: str, hint: str) -> JouleError:
+    return cls(what, where=where, hint=hint)
+
 
 class ModelError(JouleError):
     """The ONNX model cannot be read, checked, imported or lowered."""

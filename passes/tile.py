@@ -118,6 +118,10 @@ class TileAndOrder:
                     result = results[k] = fut.result()
                 except BrokenProcessPool:
                     raise _worker_died(jobs[k].nest) from None
+                except JouleError as err:
+                    # Not chained to the worker's traceback, which repeats the message:
+                    # a user's error says all there is to say.
+                    raise err from None
                 if self.cache is not None:
                     self.cache.put(keys[k], result.mapping, result.report.to_dict())
                 progress.advance(jobs[k].nest.name)

@@ -123,3 +123,27 @@ def test_a_solver_process_that_dies_is_a_clear_error_not_a_traceback(
     err = capsys.readouterr().err
     assert err.startswith("error: the solver process mapping layer @") and "Traceback" not in err
     assert "stopped abruptly" in err and "what to do:" in err
+
+
+def test_an_error_raised_in_a_solver_process_reads_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A latency cap no mapping meets fails inside a worker; the parent re-raises it."""
+    import traceback
+
+    from joule import compile_model
+    from joule.errors import JouleError
+    from joule.ir import Network
+    from joule.ir.builders import matmul
+
+    what = "no mapping meets the latency cap"
+    argv = ["compile", "transformer", "--out", str(tmp_path), "--no-cache", "--workers", "2"]
+    assert main([*argv, "--time-limit", "0.1", "--max-cycles", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count(what) == 1 and err.count("error:") == err.count("what to do:") == 1
+    network = Network("two", [matmul("a", m=8, n=8, k=8), matmul("b", m=4, n=8, k=16)], [])
+    with pytest.raises(JouleError) as caught:
+        compile_model(network, "eyeriss", time_limit=0.1, max_cycles=1, workers=2)
+    assert str(caught.value).count("error:") == 1
+    shown = "".join(traceback.format_exception(caught.value))  # what Python prints
+    assert shown.count(what) == 1 and "RemoteTraceback" not in shown
