@@ -11,12 +11,11 @@ in the tests walks the loops and must agree exactly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from joule.cost.nest import FlatNest, axis_terms, box_extents, fills_per_instance, flatten
 from joule.cost.result import AccessCounts, CostResult
+from joule.cost.terms import cost_terms
 from joule.cost.validate import check_structure, check_tiles
-from joule.errors import TargetError
 from joule.ir.loopnest import LoopNest, Tensor
 from joule.mapping import Mapping
 from joule.targets.spec import Target
@@ -34,33 +33,31 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
     With ``check``, tiles that overflow a buffer raise MappingError first.
     """
     macs = nest.macs
-    plan = _plan(target)
-    extents: dict[tuple[int, str], list[int]] = {}
-    tiles: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
-    for tensor in nest.tensors:
-        terms = axis_terms(tensor)
-        for i in plan.keepers.get(tensor.role, ()):
-            box = box_extents(terms, flat.inside_reach[i])
-            extents[(i, tensor.role)] = box
-            tiles[target.levels[i].name][tensor.role] = math.prod(box)
+    terms = cost_terms(nest, target)
+    blocks = _Blocks(nest, flat, terms.keepers, target)
     if check:
-        check_tiles(nest, target, tiles)
-    accesses: dict[str, dict[str, AccessCounts]] = {lvl.name: {} for lvl in target.levels}
-    network: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
-    for tensor in nest.tensors:
-        _count_tensor(nest, target, plan, flat, tensor, extents, accesses, network)
-
+        check_tiles(nest, target, blocks.tiles)
+    counts: dict[int, dict[str, dict[str, int]]] = {i: {} for i in range(len(target.levels))}
+    per_role_pj: dict[int, dict[str, float]] = {i: {} for i in range(len(target.levels))}
+    for term, count in terms.evaluate(blocks):
+        role = term.tensor.role
+        counts[term.level].setdefault(role, {})[term.kind] = count
+        per_role_pj[term.level][role] = per_role_pj[term.level].get(role, 0.0) + (
+            count * term.energy_pj
+        )
+    accesses: dict[str, dict[str, AccessCounts]] = {}
+    network: dict[str, dict[str, int]] = {}
     breakdown: dict[str, dict[str, float]] = {}
     energy = 0.0
-    for lvl in target.levels:
-        per_role: dict[str, float] = {}
-        for role, counts in accesses[lvl.name].items():
-            pj = counts.reads * lvl.read_pj + counts.fills * lvl.write_pj
-            pj += counts.updates * lvl.update_pj
-            pj += network[lvl.name].get(role, 0) * lvl.network.hop_energy_pj
-            per_role[role] = pj
+    for i, lvl in enumerate(target.levels):
+        accesses[lvl.name] = {
+            role: AccessCounts(c.get("read", 0), c.get("fill", 0), c.get("update", 0))
+            for role, c in counts[i].items()
+        }
+        network[lvl.name] = {role: c["network"] for role, c in counts[i].items() if "network" in c}
+        breakdown[lvl.name] = per_role_pj[i]
+        for pj in per_role_pj[i].values():
             energy += pj
-        breakdown[lvl.name] = per_role
     mac_energy = macs * target.mac_energy_pj
     energy += mac_energy
 
@@ -70,9 +67,9 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
         if lvl.bandwidth_words_per_cycle is None:
             continue
         # Read and write ports are separate (as in Timeloop): the busier one limits.
-        counts = accesses[lvl.name].values()
-        reads = sum(c.reads for c in counts)
-        writes = sum(c.fills + c.updates for c in counts)
+        level_counts = accesses[lvl.name].values()
+        reads = sum(c.reads for c in level_counts)
+        writes = sum(c.fills + c.updates for c in level_counts)
         per_instance = max(reads, writes) / flat.instances_above(index)
         level_cycles = math.ceil(per_instance / lvl.bandwidth_words_per_cycle)
         if level_cycles > cycles:
@@ -90,131 +87,65 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
         lower_bound_pj=lower_bound_pj(nest, target),
         pes=target.pes,
         bottleneck=bottleneck,
-        tile_words=tiles,
+        tile_words=blocks.tiles,
     )
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """What the model needs of a target, derived once per target object."""
+class _Blocks:
+    """The building blocks of ``joule.cost.terms`` for one mapping, as plain integers."""
 
-    keepers: dict[str, tuple[int, ...]]  # role -> levels keeping it, outermost first
-    multicast: dict[tuple[int, int], bool]  # (parent, child) -> every fan-out between can
-    reduction: dict[tuple[int, int], bool]
+    def __init__(
+        self, nest: LoopNest, flat: FlatNest, keepers: dict[str, tuple[int, ...]], target: Target
+    ) -> None:
+        self.nest = nest
+        self.flat = flat
+        self.extents: dict[tuple[int, str], list[int]] = {}
+        self.tiles: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
+        self._fills: dict[tuple[str, int], int] = {}
+        for tensor in nest.tensors:
+            terms = axis_terms(tensor)
+            for i in keepers[tensor.role]:
+                box = box_extents(terms, flat.inside_reach[i])
+                self.extents[(i, tensor.role)] = box
+                self.tiles[target.levels[i].name][tensor.role] = math.prod(box)
 
+    def macs(self) -> int:
+        return self.nest.macs
 
-_PLANS: dict[int, tuple[Target, _Plan]] = {}
-
-
-def _plan(target: Target) -> _Plan:
-    hit = _PLANS.get(id(target))
-    if hit is not None and hit[0] is target:
-        return hit[1]
-    keepers = {
-        role: tuple(i for i, lvl in enumerate(target.levels) if role in lvl.keeps)
-        for role in ("input", "weight", "output")
-    }
-    for role, levels in keepers.items():
-        if not levels or levels[0] != 0:
-            raise TargetError(
-                f"the outermost level of target {target.name!r} does not keep the {role}",
-                where=target.source_file or target.name,
-                hint="the outermost level (DRAM) must keep every tensor",
+    def fills(self, tensor: Tensor, level: int) -> int:
+        key = (tensor.role, level)
+        if key not in self._fills:
+            per_instance = fills_per_instance(
+                axis_terms(tensor), self.extents[(level, tensor.role)], self.flat.outer[level]
             )
-    n = len(target.levels)
-    pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
-    plan = _Plan(
-        keepers,
-        {p: networks_support(target, *p, "multicast") for p in pairs},
-        {p: networks_support(target, *p, "spatial_reduction") for p in pairs},
-    )
-    if len(_PLANS) > 256:
-        _PLANS.clear()
-    _PLANS[id(target)] = (target, plan)
-    return plan
+            self._fills[key] = per_instance * self.flat.instances_above(level)
+        return self._fills[key]
 
+    def first(self, tensor: Tensor, level: int) -> int:
+        """Every loop counts but the spatial ones above the level (they pick the
+        instance); output projections are injective, so this is a product of counts."""
+        relevant = tensor.relevant_dims
+        above = self.flat.boundary[level]
+        count = 1
+        for pos, lp in enumerate(self.flat.loops):
+            if lp.dim in relevant and not (lp.spatial and pos < above):
+                count *= lp.factor
+        return count * self.flat.instances_above(level)
 
-def _count_tensor(
-    nest: LoopNest,
-    target: Target,
-    plan: _Plan,
-    flat: FlatNest,
-    tensor: Tensor,
-    extents: dict[tuple[int, str], list[int]],
-    accesses: dict[str, dict[str, AccessCounts]],
-    network: dict[str, dict[str, int]],
-) -> None:
-    terms = axis_terms(tensor)
-    keepers = plan.keepers[tensor.role]
-    fills_inst = {
-        i: fills_per_instance(terms, extents[(i, tensor.role)], flat.outer[i]) for i in keepers
-    }
-    relevant = {d for axis in terms for d, _ in axis}
-    for k, i in enumerate(keepers):
-        child = keepers[k + 1] if k + 1 < len(keepers) else None
-        inst = flat.instances_above(i)
-        name = target.levels[i].name
-        if tensor.role == "output":
-            first = _distinct_per_instance(flat, i, relevant) * inst
-            fills = 0 if k == 0 else fills_inst[i] * inst - first
-            if child is None:
-                updates = nest.macs
-            else:
-                drained = fills_inst[child] * flat.instances_above(child)
-                reduce = plan.reduction[(i, child)]
-                merged = math.prod(
-                    lp.factor for lp in flat.spatial_between(i, child) if lp.dim not in relevant
-                )
-                updates = drained // merged if reduce else drained
-                child_fills = fills_inst[child] * flat.instances_above(child)
-                network[name][tensor.role] = (
-                    drained + child_fills - _first_child(flat, child, relevant)
-                )
-            accesses[name][tensor.role] = AccessCounts(updates - first, fills, updates)
-        else:
-            fills = 0 if k == 0 else fills_inst[i] * inst
-            if child is None:
-                reads = nest.macs
-            else:
-                child_fills = fills_inst[child] * flat.instances_above(child)
-                if plan.multicast[(i, child)]:
-                    # Timeloop multicasts identical data only: children that differ
-                    # in dims irrelevant to the tensor; overlapping windows are not merged.
-                    shared = math.prod(
-                        lp.factor for lp in flat.spatial_between(i, child) if lp.dim not in relevant
-                    )
-                    reads = child_fills // shared
-                else:
-                    reads = child_fills
-                network[name][tensor.role] = child_fills
-            accesses[name][tensor.role] = AccessCounts(reads, fills, 0)
+    def shared(self, tensor: Tensor, outer: int, inner: int) -> int:
+        relevant = tensor.relevant_dims
+        return math.prod(
+            lp.factor for lp in self.flat.spatial_between(outer, inner) if lp.dim not in relevant
+        )
 
+    def minus(self, a: int, b: int) -> int:
+        return a - b
 
-def networks_support(target: Target, outer: int, inner: int, feature: str) -> bool:
-    """Whether every fan-out between two levels supports ``feature``."""
-    return all(
-        getattr(target.levels[j].network, feature)
-        for j in range(outer, inner)
-        if target.fanout(j) != (1, 1)
-    )
+    def divide(self, a: int, b: int) -> int:
+        return a // b
 
-
-def _distinct_per_instance(flat: FlatNest, level: int, relevant: set[str]) -> int:
-    """Distinct words of a tensor one instance of ``level`` ever touches.
-
-    Every loop counts except the spatial ones above the level (they pick the
-    instance); output projections are injective, so this is a product of counts.
-    """
-    above = flat.boundary[level]
-    count = 1
-    for pos, lp in enumerate(flat.loops):
-        if lp.dim in relevant and not (lp.spatial and pos < above):
-            count *= lp.factor
-    return count
-
-
-def _first_child(flat: FlatNest, child: int, relevant: set[str]) -> int:
-    return _distinct_per_instance(flat, child, relevant) * flat.instances_above(child)
+    def times(self, k: int, a: int) -> int:
+        return k * a
 
 
 ENUMERATE_LIMIT = 2**20

@@ -22,12 +22,14 @@ bounds"), so the result is a certified bound.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from joule.cost.model import distinct_words, lower_bound_pj, networks_support
+from joule.cost.model import distinct_words, lower_bound_pj
+from joule.cost.terms import cost_terms
 from joule.ir.loopnest import Tensor
 from joule.passes.mapper.bounds.offchip import offchip_bound_pj
 from joule.passes.mapper.mapspace.space import MapSpace, Slot
@@ -146,14 +148,98 @@ def spatial_slots(space: MapSpace) -> list[Slot]:
 
 
 def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
+    """The cost terms (``joule.cost.terms``) as functions of the spatial factors alone:
+    each count's lower bound given an unrolling, split into constant and varying parts."""
     nest, target = space.nest, space.target
+    terms = cost_terms(nest, target)
     const = nest.macs * target.mac_energy_pj
-    terms: list[_Term] = []
+    out: list[_Term] = []
+    for term, atoms in terms.evaluate(_Blocks(space, spatial)):
+        serves = term.level == 0 and len(terms.keepers[term.tensor.role]) > 1
+        for atom in atoms:
+            if atom.mult == 0:
+                continue
+            coef = atom.mult * term.energy_pj
+            if not atom.slots and atom.footprint is None and not serves:
+                const += coef * atom.words  # the off-chip bound may raise what serves
+            else:
+                out.append(_Term(coef, atom.words, atom.slots, serves, atom.footprint))
+    return const, out
 
-    def rep(relevant: frozenset[str], level: int) -> tuple[int, ...]:
-        return tuple(k for k, s in enumerate(spatial) if s.level < level and s.dim not in relevant)
 
-    def footprint(tensor: Tensor, level: int, divisor: tuple[int, ...] = ()) -> _Footprint:
+@dataclass(frozen=True)
+class _Atom:
+    """``mult * max(words * product of the slots' factors, footprint)``: a count's lower
+    bound given an unrolling; a count is a sum of atoms."""
+
+    mult: int
+    words: int
+    slots: tuple[int, ...]
+    footprint: _Footprint | None = None
+
+
+class _Blocks:
+    """The building blocks of ``joule.cost.terms`` bounded from below given only the
+    spatial unrolling (docs/cost-model.md, "Lower bounds"):
+
+    * ``fills(t, l) >= words_t x rep_t(l)``, the instances of ``l`` that need the same
+      words, and (inputs and weights) ``>=`` the instances times each one's footprint;
+    * ``first(t, l) = words_t x rep_t(l)`` exactly (output projections are injective),
+      so subtracting it keeps a lower bound;
+    * ``shared`` is exact: dividing by it removes its slots from ``rep``.
+    """
+
+    def __init__(self, space: MapSpace, spatial: list[Slot]) -> None:
+        self.space = space
+        self.spatial = spatial
+
+    def _rep(self, tensor: Tensor, level: int) -> tuple[int, ...]:
+        relevant = tensor.relevant_dims
+        return tuple(
+            k for k, s in enumerate(self.spatial) if s.level < level and s.dim not in relevant
+        )
+
+    def _words(self, tensor: Tensor) -> int:
+        if tensor.role == "output":  # injective: the model's first writes are this product
+            return math.prod(self.space.nest.extents[d] for d in tensor.relevant_dims)
+        return distinct_words(self.space.nest, tensor)
+
+    def macs(self) -> list[_Atom]:
+        return [_Atom(1, self.space.nest.macs, ())]
+
+    def fills(self, tensor: Tensor, level: int) -> list[_Atom]:
+        window = None if tensor.role == "output" else self._footprint(tensor, level)
+        return [_Atom(1, self._words(tensor), self._rep(tensor, level), window)]
+
+    def first(self, tensor: Tensor, level: int) -> list[_Atom]:
+        return [_Atom(1, self._words(tensor), self._rep(tensor, level))]
+
+    def shared(self, tensor: Tensor, outer: int, inner: int) -> tuple[int, ...]:
+        relevant = tensor.relevant_dims
+        return tuple(
+            k
+            for k, s in enumerate(self.spatial)
+            if outer <= s.level < inner and s.dim not in relevant
+        )
+
+    def minus(self, a: list[_Atom], b: list[_Atom]) -> list[_Atom]:
+        return _merge([*a, *(_Atom(-x.mult, x.words, x.slots, x.footprint) for x in b)])
+
+    def divide(self, a: list[_Atom], b: tuple[int, ...]) -> list[_Atom]:
+        out = []
+        for x in a:
+            assert set(b) <= set(x.slots), "a count is divided only by spatial factors it holds"
+            window = x.footprint
+            if window is not None:
+                window = dataclasses.replace(window, divisor=window.divisor + b)
+            out.append(_Atom(x.mult, x.words, tuple(k for k in x.slots if k not in b), window))
+        return out
+
+    def times(self, k: int, a: list[_Atom]) -> list[_Atom]:
+        return [_Atom(k * x.mult, x.words, x.slots, x.footprint) for x in a]
+
+    def _footprint(self, tensor: Tensor, level: int) -> _Footprint:
+        nest, spatial = self.space.nest, self.spatial
         axes = tuple(
             tuple(
                 (
@@ -167,54 +253,20 @@ def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
         dims_per_axis = [set(axis.dims) for axis in tensor.projection]
         disjoint = sum(len(a) for a in dims_per_axis) == len(set().union(*dims_per_axis))
         above = tuple(k for k, s in enumerate(spatial) if s.level < level)
-        return _Footprint(axes, disjoint, above, divisor)
+        return _Footprint(axes, disjoint, above, ())
 
-    for tensor in nest.tensors:
-        relevant = tensor.relevant_dims
-        keepers = [i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps]
-        output = tensor.role == "output"
-        # Outputs are injective: the model's first writes are the product of extents.
-        words = (
-            math.prod(nest.extents[d] for d in relevant) if output else distinct_words(nest, tensor)
-        )
-        for k, i in enumerate(keepers):
-            lvl = target.levels[i]
-            child = keepers[k + 1] if k + 1 < len(keepers) else None
-            if not output and k > 0:  # every instance is filled with the words it needs
-                terms.append(
-                    _Term(lvl.write_pj, words, rep(relevant, i), False, footprint(tensor, i))
-                )
-            if child is None:
-                const += nest.macs * lvl.read_pj
-                if output:
-                    # Every MAC updates; all but each instance's first write also read.
-                    const += nest.macs * lvl.update_pj
-                    terms.append(_Term(-lvl.read_pj, words, rep(relevant, i), False))
-                continue
-            serves = i == 0  # the outermost level serving a level below
-            hop = lvl.network.hop_energy_pj
-            if hop:
-                window = None if output else footprint(tensor, child)
-                terms.append(_Term(hop, words, rep(relevant, child), serves, window))
-            if output:
-                merged = networks_support(target, i, child, "spatial_reduction")
-                updates = rep(relevant, i if merged else child)
-                terms.append(_Term(lvl.update_pj + lvl.read_pj, words, updates, serves))
-                terms.append(_Term(-lvl.read_pj, words, rep(relevant, i), serves))  # first writes
-            else:
-                shared = networks_support(target, i, child, "multicast")
-                # Multicast serves children needing identical data (differing in dims the
-                # tensor ignores) with one read; overlapping windows are read for each.
-                between = tuple(
-                    k
-                    for k, s in enumerate(spatial)
-                    if i <= s.level < child and s.dim not in relevant
-                )
-                window = footprint(tensor, child, between if shared else ())
-                terms.append(
-                    _Term(lvl.read_pj, words, rep(relevant, i if shared else child), serves, window)
-                )
-    return const, terms
+
+def _merge(atoms: list[_Atom]) -> list[_Atom]:
+    """Atoms of the same words and slots add up (exactly: their multipliers are integers).
+    Only atoms without a footprint merge: a footprint's max does not distribute."""
+    out: dict[tuple, _Atom] = {}
+    for x in atoms:
+        key = (x.words, x.slots) if x.footprint is None else (id(x),)
+        if key in out:
+            out[key] = _Atom(out[key].mult + x.mult, x.words, x.slots)
+        else:
+            out[key] = x
+    return list(out.values())
 
 
 def _unrollings(space: MapSpace, spatial: list[Slot]) -> Iterator[tuple[int, ...]]:

@@ -14,9 +14,10 @@ limit: under load it would cut searches at different points and break that.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
-from joule.cost.model import networks_support
 from joule.cost.nest import axis_terms
+from joule.cost.terms import cost_terms
 from joule.passes.mapper.cpsat.formulation import Formulation, Val, const, energy_scale
 from joule.passes.mapper.mapspace.space import MapSpace, Slot
 from joule.passes.mapper.outcome import (
@@ -36,13 +37,28 @@ SEARCH_WORKERS = 1  # layers run in parallel processes; one worker keeps CP-SAT 
 CPSAT_SHARE = 0.25  # of the time limit for energy; the proof (passes/prove.py) gets the rest
 
 
-def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
-    """Minimise the objective over the mapspace; None when no mapping is valid."""
-    start = time.perf_counter()
-    if not all(space.factor_tuples[d] for d in space.dims):
-        return None  # some dim cannot be factored over the slots it may use
-    scale = energy_scale(space)
-    form = Formulation(space, scale)
+@dataclass(frozen=True)
+class Built:
+    """The CP-SAT model of one layer's mapspace and the variables a caller reads or fixes."""
+
+    form: Formulation
+    combos: list[tuple[tuple[str, ...], ...]]  # the loop-order choices, one literal each
+    choose: list[cp_model.IntVar]
+    energy: cp_model.IntVar  # scaled energy of the accesses (MACs excluded)
+    cycles: Val | None  # built when the objective or a latency cap needs them
+
+    def fix(self, factors: dict[str, tuple[int, ...]], orders: tuple) -> None:
+        """Pin every decision variable to one point of the space."""
+        space = self.form.space
+        for d in space.dims:
+            self.form.model.Add(self.form.choice[d] == space.factor_tuples[d].index(factors[d]))
+        for b, combo in zip(self.choose, self.combos, strict=True):
+            self.form.model.Add(b == int(combo == orders))
+
+
+def build_model(space: MapSpace, options: SearchOptions) -> Built:
+    """The formulation of docs/cost-model.md over the space, with ``options``' objective."""
+    form = Formulation(space, energy_scale(space))
     model = form.model
     nest, target = space.nest, space.target
     cap = options.cycle_cap(nest.macs, target.pes)
@@ -80,6 +96,19 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
         edp = model.NewIntVar(0, (energy_ub // coarse + 1) * cycles.ub, "edp")
         model.AddMultiplicationEquality(edp, [e_coarse, cycles.expr])
         model.Minimize(edp)
+    return Built(form, combos, choose, objective_energy, cycles)
+
+
+def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
+    """Minimise the objective over the mapspace; None when no mapping is valid."""
+    start = time.perf_counter()
+    if not all(space.factor_tuples[d] for d in space.dims):
+        return None  # some dim cannot be factored over the slots it may use
+    built = build_model(space, options)
+    form, model, combos, choose = built.form, built.form.model, built.combos, built.choose
+    scale = form.scale
+    nest, target = space.nest, space.target
+    cap = options.cycle_cap(nest.macs, target.pes)
 
     hint = warm_start(space, options)
     if hint is not None:
@@ -208,72 +237,65 @@ def _fanout_constraints(form: Formulation) -> None:
 
 
 def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val, dict]:
-    """Scaled energy of the accesses for one choice of loop orders, and per-level traffic."""
-    space, target, nest = form.space, form.space.target, form.space.nest
-    scale = form.scale
+    """Scaled energy of the accesses for one choice of loop orders, and per-level traffic:
+    the terms of ``joule.cost.terms``, each pJ coefficient rounded to ``form.scale`` units."""
+    space = form.space
     terms: list[tuple[int, Val]] = []
     reads_at: dict[int, list[Val]] = {i: [] for i in range(space.levels)}
     writes_at: dict[int, list[Val]] = {i: [] for i in range(space.levels)}
-    for t in nest.tensors:
-        at = axis_terms(t)
-        relevant = set(t.relevant_dims)
-        keepers = [i for i, lvl in enumerate(target.levels) if t.role in lvl.keeps]
-        fills_inst = {i: _fills(form, t, i, _skeleton_outer(combo, i)) for i in keepers}
-        for k, i in enumerate(keepers):
-            lvl = target.levels[i]
-            child = keepers[k + 1] if k + 1 < len(keepers) else None
-            inst = form.instances(i)
-            child_fills = None
-            if child is not None:
-                child_fills = form.mul([fills_inst[child], form.instances(child)])
-                between = [
-                    s
-                    for d in space.dims
-                    for s in space.slots[d]
-                    if s.axis is not None and i <= s.level < child and s.dim not in relevant
-                ]
-                shared = form.slot_product(between)
-            if t.role == "output":
-                first = _first(form, relevant, i)
-                fills = (
-                    form.linear([(1, form.mul([fills_inst[i], inst])), (-1, first)])
-                    if k
-                    else (const(0))
-                )
-                if child_fills is None:
-                    updates = const(nest.macs)
-                else:
-                    reduce = networks_support(target, i, child, "spatial_reduction")
-                    updates = form.divide(child_fills, shared) if reduce else child_fills
-                    refills = form.linear([(1, child_fills), (-1, _first(form, relevant, child))])
-                    hop = _c(lvl.network.hop_energy_pj, scale)
-                    terms += [(hop, child_fills), (hop, refills)]
-                reads = form.linear([(1, updates), (-1, first)])
-                terms += [
-                    (_c(lvl.read_pj, scale), reads),
-                    (_c(lvl.write_pj, scale), fills),
-                    (_c(lvl.update_pj, scale), updates),
-                ]
-                reads_at[i].append(reads)
-                writes_at[i] += [fills, updates]
-            else:
-                fills = form.mul([fills_inst[i], inst]) if k else const(0)
-                if child_fills is None:
-                    reads = const(nest.macs)
-                else:
-                    multicast = networks_support(target, i, child, "multicast")
-                    reads = form.divide(child_fills, shared) if multicast else child_fills
-                    terms.append((_c(lvl.network.hop_energy_pj, scale), child_fills))
-                terms += [(_c(lvl.read_pj, scale), reads), (_c(lvl.write_pj, scale), fills)]
-                reads_at[i].append(reads)
-                writes_at[i].append(fills)
-        del at
+    for term, count in cost_terms(space.nest, space.target).evaluate(_Blocks(form, combo)):
+        terms.append((_c(term.energy_pj, form.scale), count))
+        if term.kind == "read":
+            reads_at[term.level].append(count)
+        elif term.kind != "network":
+            writes_at[term.level].append(count)
     energy = form.as_var(form.linear(terms))
     per_level = {
         i: (form.linear([(1, v) for v in reads_at[i]]), form.linear([(1, v) for v in writes_at[i]]))
         for i in range(space.levels)
     }
     return energy, per_level
+
+
+class _Blocks:
+    """The building blocks of ``joule.cost.terms`` as CP-SAT quantities, for one choice of
+    loop orders (fills depend on it; everything is memoised across choices where not)."""
+
+    def __init__(self, form: Formulation, combo: tuple[tuple[str, ...], ...]) -> None:
+        self.form = form
+        self.combo = combo
+
+    def macs(self) -> Val:
+        return const(self.form.space.nest.macs)
+
+    def fills(self, tensor, level: int) -> Val:  # noqa: ANN001
+        outer = _skeleton_outer(self.combo, level)
+        per_instance = _fills(self.form, tensor, level, outer)
+        key = ("fills", tensor.role, level, tuple(outer))
+        return self.form.mul([per_instance, self.form.instances(level)], key=key)
+
+    def first(self, tensor, level: int) -> Val:  # noqa: ANN001
+        return _first(self.form, tensor.relevant_dims, level)
+
+    def shared(self, tensor, outer: int, inner: int) -> Val:  # noqa: ANN001
+        space = self.form.space
+        between = [
+            s
+            for d in space.dims
+            if d not in tensor.relevant_dims
+            for s in space.slots[d]
+            if s.axis is not None and outer <= s.level < inner
+        ]
+        return self.form.slot_product(between)
+
+    def minus(self, a: Val, b: Val) -> Val:
+        return self.form.linear([(1, a), (-1, b)])
+
+    def divide(self, a: Val, b: Val) -> Val:
+        return self.form.divide(a, b)
+
+    def times(self, k: int, a: Val) -> Val:
+        return self.form.linear([(k, a)])
 
 
 def _fills(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # noqa: ANN001
@@ -291,7 +313,7 @@ def _fills(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # 
     return out
 
 
-def _first(form: Formulation, relevant: set[str], level: int) -> Val:
+def _first(form: Formulation, relevant: frozenset[str], level: int) -> Val:
     """Distinct output words all instances of ``level`` touch (first writes are free)."""
     space = form.space
     slots = [
@@ -302,7 +324,7 @@ def _first(form: Formulation, relevant: set[str], level: int) -> Val:
         if not (s.axis is not None and s.level < level)
     ]
     per = form.slot_product(slots)
-    return form.mul([per, form.instances(level)], key=("firstT", level))
+    return form.mul([per, form.instances(level)], key=("first", relevant, level))
 
 
 def _c(pj: float, scale: float) -> int:

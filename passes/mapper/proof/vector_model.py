@@ -17,7 +17,7 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-from joule.cost.model import networks_support
+from joule.cost.terms import cost_terms
 from joule.ir.loopnest import Tensor
 from joule.passes.mapper.mapspace.space import MapSpace, Slot
 from joule.targets.spec import StorageLevel
@@ -31,11 +31,7 @@ class VectorModel:
 
     def __init__(self, space: MapSpace) -> None:
         self.space = space
-        target = space.target
-        self.keepers = {
-            t.role: [i for i, lvl in enumerate(target.levels) if t.role in lvl.keeps]
-            for t in space.nest.tensors
-        }
+        self.terms = cost_terms(space.nest, space.target)
         self.columns = {d: {s: k for k, s in enumerate(space.slots[d])} for d in space.dims}
         # (role, dim) whose tile never overlaps its next one along that dim: an axis indexed
         # by that dim alone moves by at least the whole tile, so the halo term is 0.
@@ -268,56 +264,56 @@ class Batch:
 
     def _energy(self, fills) -> tuple[np.ndarray, np.ndarray, list, list]:  # noqa: ANN001
         """The outermost level's energy, the rest's (MACs included), and per level the
-        words read and written, with ``fills(tensor, level)`` as the fills."""
+        words read and written, with ``fills(tensor, level)`` as the per-instance fills."""
         space = self.space
         nest, target = space.nest, space.target
         n = self.n
         by_level = [np.zeros(n) for _ in target.levels]
         reads_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
         writes_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
-        for tensor in nest.tensors:
-            keepers = self.model.keepers[tensor.role]
-            relevant = tensor.relevant_dims
-            idle = [d for d in space.dims if d not in relevant]
-            for k, i in enumerate(keepers):
-                child = keepers[k + 1] if k + 1 < len(keepers) else None
-                lvl = target.levels[i]
-                inst = self.instances(i)
-                fill = np.zeros(n, dtype=np.int64)
-                network = None
-                if tensor.role == "output":
-                    first = self.first(relevant, i) * inst
-                    if k > 0:
-                        fill = fills(tensor, i) * inst - first
-                    if child is None:
-                        updates = np.full(n, nest.macs, dtype=np.int64)
-                    else:
-                        drained = fills(tensor, child) * self.instances(child)
-                        updates = drained
-                        if networks_support(target, i, child, "spatial_reduction"):
-                            updates = drained // self.spread(idle, i, child)
-                        network = 2 * drained - self.first(relevant, child) * self.instances(child)
-                    reads = updates - first
-                    written = fill + updates
-                    by_level[i] += updates * lvl.update_pj
-                else:
-                    if k > 0:
-                        fill = fills(tensor, i) * inst
-                    if child is None:
-                        reads = np.full(n, nest.macs, dtype=np.int64)
-                    else:
-                        network = fills(tensor, child) * self.instances(child)
-                        reads = network
-                        if networks_support(target, i, child, "multicast"):
-                            reads = network // self.spread(idle, i, child)
-                    written = fill
-                by_level[i] += reads * lvl.read_pj + fill * lvl.write_pj
-                if network is not None:
-                    by_level[i] += network * lvl.network.hop_energy_pj
-                reads_at[i] += reads
-                writes_at[i] += written
+        for term, count in self.model.terms.evaluate(_Blocks(self, fills)):
+            if term.energy_pj:
+                by_level[term.level] += count * term.energy_pj
+            if term.kind == "read":
+                reads_at[term.level] += count
+            elif term.kind != "network":
+                writes_at[term.level] += count
         rest = nest.macs * target.mac_energy_pj + sum(by_level[1:], np.zeros(n))
         return by_level[0], rest, reads_at, writes_at
+
+
+class _Blocks:
+    """The building blocks of ``joule.cost.terms`` over a batch: one array per count."""
+
+    def __init__(self, batch: Batch, fills) -> None:  # noqa: ANN001
+        self.batch = batch
+        self.per_instance = fills
+        self._fills: dict[tuple[str, int], np.ndarray] = {}
+
+    def macs(self) -> np.ndarray:
+        return np.full(self.batch.n, self.batch.space.nest.macs, dtype=np.int64)
+
+    def fills(self, tensor: Tensor, level: int) -> np.ndarray:
+        key = (tensor.role, level)
+        if key not in self._fills:
+            self._fills[key] = self.per_instance(tensor, level) * self.batch.instances(level)
+        return self._fills[key]
+
+    def first(self, tensor: Tensor, level: int) -> np.ndarray:
+        return self.batch.first(tensor.relevant_dims, level) * self.batch.instances(level)
+
+    def shared(self, tensor: Tensor, outer: int, inner: int) -> np.ndarray:
+        idle = [d for d in self.batch.space.dims if d not in tensor.relevant_dims]
+        return self.batch.spread(idle, outer, inner)
+
+    def minus(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a - b
+
+    def divide(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a // b
+
+    def times(self, k: int, a: np.ndarray) -> np.ndarray:
+        return k * a
 
 
 def limited(level: StorageLevel) -> bool:

@@ -1,0 +1,247 @@
+"""The cost of a mapping, written once: per (level, tensor, access kind) a count and its energy.
+
+Every backend evaluates this one description: the model (plain integers,
+``joule.cost.model``), the vectorised proof search (numpy arrays,
+``joule.passes.mapper.proof.vector_model``), the CP-SAT formulation
+(``joule.passes.mapper.cpsat.solve``) and the spatial bound (per-unrolling lower
+bounds, ``joule.passes.mapper.bounds.spatial``). A count is an expression over
+four building blocks that each backend computes its own fast way
+(docs/cost-model.md, "Access counts"):
+
+* ``fills(t, l)``: words all utilized instances of level ``l`` fetch of tensor ``t``
+  as their tiles walk the loops above (boxes, consecutive-tile deltas with the
+  innermost relevant loop's halo) -- ``F(t, l) x inst(l)``;
+* ``first(t, l)``: distinct words of ``t`` all instances of ``l`` touch (first
+  writes of outputs start at zero and are not fetched);
+* ``shared(t, l, c)``: the spatial factors between levels ``l`` and ``c`` of dims
+  ``t`` does not index: children that need identical data (multicast), or that
+  hold partial sums of the same outputs (spatial reduction);
+* ``macs``.
+
+A new effect (imperfect tiles, inter-PE links, bit widths) changes this file
+and the building blocks, nowhere else. The loop-walking simulator
+(tests/simulator.py) stays independent of it: it is the oracle every backend
+is tested against (tests/test_backends_agree.py).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Literal, Protocol, TypeVar
+
+from joule.errors import TargetError
+from joule.ir.loopnest import LoopNest, Tensor
+from joule.targets.spec import Target
+
+V = TypeVar("V")
+Kind = Literal["read", "fill", "update", "network"]
+
+
+class Blocks(Protocol[V]):
+    """What a backend computes itself; the arithmetic joining blocks is its own too
+    (CP-SAT builds constraints where integers and arrays use operators)."""
+
+    def macs(self) -> V: ...
+    def fills(self, tensor: Tensor, level: int) -> V: ...
+    def first(self, tensor: Tensor, level: int) -> V: ...
+    def shared(self, tensor: Tensor, outer: int, inner: int) -> V: ...
+    def minus(self, a: V, b: V) -> V: ...
+    def divide(self, a: V, b: V) -> V: ...  # exact: the divisor always divides
+    def times(self, k: int, a: V) -> V: ...
+
+
+# -- count expressions -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Macs:
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        return blocks.macs()
+
+
+@dataclass(frozen=True)
+class Fills:
+    level: int
+
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        return blocks.fills(tensor, self.level)
+
+
+@dataclass(frozen=True)
+class First:
+    level: int
+
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        return blocks.first(tensor, self.level)
+
+
+@dataclass(frozen=True)
+class PerShared:
+    """``count / shared(t, outer, inner)``: one access serves every child that needs it."""
+
+    count: Count
+    outer: int
+    inner: int
+
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        shared = blocks.shared(tensor, self.outer, self.inner)
+        return blocks.divide(self.count.value(blocks, tensor), shared)
+
+
+@dataclass(frozen=True)
+class LessFirst:
+    """``count - first(t, level)``: the accesses a word's first write does not make.
+    ``first`` is exact in every backend, so a lower bound of ``count`` less it is one too."""
+
+    count: Count
+    level: int
+
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        return blocks.minus(self.count.value(blocks, tensor), blocks.first(tensor, self.level))
+
+
+@dataclass(frozen=True)
+class Twice:
+    count: Count
+
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        return blocks.times(2, self.count.value(blocks, tensor))
+
+
+Count = Macs | Fills | First | PerShared | LessFirst | Twice
+
+
+@dataclass(frozen=True)
+class Term:
+    """``count`` accesses of ``kind`` to ``tensor`` at ``level``, each costing ``energy_pj``.
+    Reads use the level's read port; fills and updates its write port; network words
+    cross the fan-out below it (per hop)."""
+
+    level: int
+    tensor: Tensor
+    kind: Kind
+    count: Count
+    energy_pj: float
+
+
+@dataclass(frozen=True)
+class CostTerms:
+    """Every access term of one layer on one target, tensor by tensor, outermost keeper
+    first, then read, fill, update, network; plus what cycles need."""
+
+    nest: LoopNest
+    target: Target
+    terms: tuple[Term, ...]
+    keepers: dict[str, tuple[int, ...]]  # role -> levels keeping it, outermost first
+
+    def evaluate(self, blocks: Blocks[V]) -> list[tuple[Term, V]]:
+        """Each term with its count in the backend's representation."""
+        return [(term, term.count.value(blocks, term.tensor)) for term in self.terms]
+
+    def ports(self, level: int) -> tuple[list[int], list[int]]:
+        """Indices of the terms on the level's read port and on its write port (cycles:
+        ``max(reads, writes) / (instances x bandwidth)``, ports separate as in Timeloop)."""
+        reads = [k for k, t in enumerate(self.terms) if t.level == level and t.kind == "read"]
+        writes = [
+            k for k, t in enumerate(self.terms) if t.level == level and t.kind in ("fill", "update")
+        ]
+        return reads, writes
+
+
+def networks_support(target: Target, outer: int, inner: int, feature: str) -> bool:
+    """Whether every fan-out between two levels supports ``feature``."""
+    return all(
+        getattr(target.levels[j].network, feature)
+        for j in range(outer, inner)
+        if target.fanout(j) != (1, 1)
+    )
+
+
+def keepers_of(target: Target) -> dict[str, tuple[int, ...]]:
+    """Per role, the levels that keep it, outermost first; the outermost must keep all."""
+    keepers = {
+        role: tuple(i for i, lvl in enumerate(target.levels) if role in lvl.keeps)
+        for role in ("input", "weight", "output")
+    }
+    for role, levels in keepers.items():
+        if not levels or levels[0] != 0:
+            raise TargetError(
+                f"the outermost level of target {target.name!r} does not keep the {role}",
+                where=target.source_file or target.name,
+                hint="the outermost level (DRAM) must keep every tensor",
+            )
+    return keepers
+
+
+def cost_terms(nest: LoopNest, target: Target) -> CostTerms:
+    """The access terms of ``nest`` on ``target`` (memoised by identity: every search
+    asks for them once per layer, the model once per scored mapping)."""
+    return _cost_terms(_Key(nest), _Key(target))
+
+
+class _Key:
+    """Identity-keyed wrapper: nests and targets hash slowly and are never mutated."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Key) and other.obj is self.obj
+
+
+@functools.lru_cache(maxsize=512)
+def _cost_terms(nest_key: _Key, target_key: _Key) -> CostTerms:
+    nest: LoopNest = nest_key.obj  # type: ignore[assignment]
+    target: Target = target_key.obj  # type: ignore[assignment]
+    keepers = keepers_of(target)
+    terms: list[Term] = []
+
+    def add(level: int, tensor: Tensor, kind: Kind, count: Count, energy_pj: float) -> None:
+        terms.append(Term(level, tensor, kind, count, energy_pj))
+
+    for tensor in nest.tensors:
+        levels = keepers[tensor.role]
+        for k, i in enumerate(levels):
+            lvl = target.levels[i]
+            child = levels[k + 1] if k + 1 < len(levels) else None
+            if tensor.role == "output":
+                # Read-modify-write: a word's first update in an instance reads nothing,
+                # and its first fill is not fetched (it starts at zero).
+                if child is None:
+                    updates: Count = Macs()
+                else:
+                    reduce = networks_support(target, i, child, "spatial_reduction")
+                    updates = PerShared(Fills(child), i, child) if reduce else Fills(child)
+                add(i, tensor, "read", LessFirst(updates, i), lvl.read_pj)
+                if k > 0:
+                    add(i, tensor, "fill", LessFirst(Fills(i), i), lvl.write_pj)
+                add(i, tensor, "update", updates, lvl.update_pj)
+                if child is not None:
+                    # Partial sums drained up, and fetched back down except first writes.
+                    add(
+                        i,
+                        tensor,
+                        "network",
+                        LessFirst(Twice(Fills(child)), child),
+                        lvl.network.hop_energy_pj,
+                    )
+            else:
+                if child is None:
+                    reads: Count = Macs()  # one operand read per MAC
+                elif networks_support(target, i, child, "multicast"):
+                    # Identical data only: overlapping windows are read for each child.
+                    reads = PerShared(Fills(child), i, child)
+                else:
+                    reads = Fills(child)
+                add(i, tensor, "read", reads, lvl.read_pj)
+                if k > 0:
+                    add(i, tensor, "fill", Fills(i), lvl.write_pj)
+                if child is not None:
+                    add(i, tensor, "network", Fills(child), lvl.network.hop_energy_pj)
+    return CostTerms(nest, target, tuple(terms), keepers)
