@@ -2,21 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import onnx
 import tvm
+import tvm_ffi
 from joule.errors import ModelError
 from joule.frontend.dims import input_shapes
 from joule.frontend.reading import ModelSource, check_model, read_model
 from joule.frontend.records import OnnxNode
 from joule.frontend.tracing import TracingImporter
+from joule.frontend.validate import validate_model
 from tvm import relax
 from tvm.relax.frontend.onnx import onnx_frontend
 
 _DIRECT_OPS = {"If", "Constant"}  # handled by the importer itself, not the converter map
+
+# What a failure inside TVM 0.27's importer or LegalizeOps raises. C++ errors cross
+# the FFI as tvm.error's classes (all RuntimeErrors) or as the builtins tvm_ffi
+# registers by name (tvm_ffi/error.py); the Python converters raise builtins, the
+# tvm.error.OpError family and NotImplementedError. There is no tvm.error.TVMError.
+TVM_FAILURES: tuple[type[Exception], ...] = (
+    tvm.error.OpError,
+    tvm.error.InternalError,
+    tvm.error.DiagnosticError,
+    RuntimeError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    KeyError,
+    IndexError,
+    AssertionError,
+    NotImplementedError,
+)
+_TVM_HINT = (
+    "it may use an op variant or shape TVM 0.27 does not support; "
+    "simplify or re-export the model (e.g. with onnxsim) and try again"
+)
 
 
 @dataclass
@@ -54,20 +80,11 @@ def load_onnx(
     shapes = input_shapes(model, batch=batch, dims=dims, where=where)
     model = _with_unique_node_names(model)
     _check_supported(model, where)
+    validate_model(model, shapes, where)
     importer = TracingImporter(shapes, "float32", keep_params_in_input=False, sanitize=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # renames and checker chatter; we checked already
-            mod = importer.from_onnx(model.graph, _opset(model))
-    except (tvm.error.TVMError, ValueError, KeyError, AssertionError, IndexError) as err:
-        raise ModelError(
-            f"TVM could not import the model: {type(err).__name__}: {_first_line(err)}",
-            where=where,
-            hint="the model may use an op variant or dynamic shape TVM 0.27 does not support; "
-            "simplify or re-export it (e.g. with onnxsim) and try again",
-        ) from None
+    mod = _import(importer, model, where)
     relax_ops = _relax_ops(mod["main"])
-    legalized = relax.transform.LegalizeOps()(mod)
+    legalized = _legalize(mod, relax_ops, importer, model, where)
     nodes = [
         OnnxNode(
             n.name,
@@ -93,9 +110,88 @@ def _opset(model: onnx.ModelProto) -> int:
     return 1
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[-1] if text else ""
+def _import(importer: TracingImporter, model: onnx.ModelProto, where: str) -> tvm.IRModule:
+    """``from_onnx``, with any TVM failure a ModelError naming the node being converted."""
+    try:
+        # The importer prints "Error converting operator ..." and warns about renames
+        # and checker findings: the ModelError below says it once, the checker ran already.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            return importer.from_onnx(model.graph, _opset(model))
+    except TVM_FAILURES as err:
+        _discard_blocks(importer.bb)
+        raise _tvm_error("import", err, importer.converting, where) from None
+
+
+def _legalize(
+    mod: tvm.IRModule,
+    relax_ops: dict[relax.Var, str],
+    importer: TracingImporter,
+    model: onnx.ModelProto,
+    where: str,
+) -> tvm.IRModule:
+    """LegalizeOps, with any TVM failure a ModelError naming the node of the failing call.
+
+    Each op's legalization is wrapped to remember the call it is working on (and
+    the pass's builder, to close its blocks); the call's binding var leads back to
+    the ONNX node through the importer.
+    """
+    current: list[tuple[relax.BlockBuilder, relax.Call]] = []
+
+    def traced(default: Callable[..., relax.Expr]) -> Callable[..., relax.Expr]:
+        def legalize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+            current[:] = [(bb, call)]
+            return default(bb, call)
+
+        return legalize
+
+    wrapped = {}
+    for op in set(relax_ops.values()):
+        default = tvm.ir.Op.get(op).get_attr("FLegalize")
+        if default is not None:
+            wrapped[op] = traced(default)
+    try:
+        return relax.transform.LegalizeOps(wrapped)(mod)
+    except TVM_FAILURES as err:
+        node = None
+        if current:
+            bb, call = current[0]
+            _discard_blocks(bb)
+            node = _node_of(call, mod["main"], importer, model)
+        raise _tvm_error("legalize", err, node, where) from None
+
+
+def _node_of(
+    call: relax.Call, main: relax.Function, importer: TracingImporter, model: onnx.ModelProto
+) -> tuple[str, str] | None:
+    """(ONNX node, op type) whose Relax binding computes ``call``, if one does."""
+    owner = {var: name for name, owned in importer.node_vars.items() for var in owned}
+    ops = {n.name: n.op_type for n in model.graph.node}
+    for block in main.body.blocks:
+        for binding in block.bindings:
+            if binding.var in owner and tvm_ffi.structural_equal(binding.value, call):
+                return owner[binding.var], ops.get(owner[binding.var], "?")
+    return None
+
+
+def _tvm_error(stage: str, err: Exception, node: tuple[str, str] | None, where: str) -> ModelError:
+    text = " ".join(str(err).split())
+    detail = f"{type(err).__name__}: {text[:300]}{'...' if len(text) > 300 else ''}"
+    if node is None:
+        return ModelError(f"TVM could not {stage} the model: {detail}", where=where, hint=_TVM_HINT)
+    name, op = node
+    return ModelError(
+        f"TVM could not {stage} node {name} ({op}): {detail}",
+        where=f"{where}: node {name} ({op})",
+        hint=_TVM_HINT,
+    )
+
+
+def _discard_blocks(bb: relax.BlockBuilder) -> None:
+    """End the blocks a failed import left open; TVM warns about each on stderr otherwise."""
+    with contextlib.suppress(tvm.error.InternalError):  # "no block is being built": done
+        while True:
+            bb._end_block()
 
 
 def _with_unique_node_names(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -25,16 +25,20 @@ class TracingImporter(onnx_frontend.ONNXGraphImporter):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.node_vars: dict[str, list[relax.Var]] = {}
+        self.converting: tuple[str, str] | None = None  # (node, op) while its converter runs
         self._subgraph_depth = 0
 
     def _convert_operator(
         self, op_name: str, inputs: list[Any], attrs: dict[str, Any], opset: int
     ) -> Any:
+        name = attrs["tvm_custom"]["name"]
+        self.converting = (name, op_name)  # left set when the converter fails: names the node
         result = super()._convert_operator(op_name, inputs, attrs, opset)
         if self._subgraph_depth:
             return result  # inside an If branch: binding here would hoist the branch
-        name = attrs["tvm_custom"]["name"]
-        return self._bind(result, name, self.node_vars.setdefault(name, []))
+        result = self._bind(result, name, self.node_vars.setdefault(name, []))
+        self.converting = None
+        return result
 
     def _convert_subgraph(self, bb: relax.BlockBuilder, graph: Any) -> Any:
         self._subgraph_depth += 1
