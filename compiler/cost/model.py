@@ -34,7 +34,7 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
     """
     macs = nest.macs
     terms = cost_terms(nest, target)
-    blocks = _Blocks(nest, flat, terms.keepers, target)
+    blocks = ScalarBlocks(nest, flat, terms.keepers, target)
     if check:
         check_tiles(nest, target, blocks.tiles)
     counts: dict[int, dict[str, dict[str, int]]] = {i: {} for i in range(len(target.levels))}
@@ -91,7 +91,7 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
     )
 
 
-class _Blocks:
+class ScalarBlocks:
     """The building blocks of ``joule.cost.terms`` for one mapping, as plain integers."""
 
     def __init__(

@@ -154,7 +154,7 @@ def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
     terms = cost_terms(nest, target)
     const = nest.macs * target.mac_energy_pj
     out: list[_Term] = []
-    for term, atoms in terms.evaluate(_Blocks(space, spatial)):
+    for term, atoms in terms.evaluate(BoundBlocks(space, spatial)):
         serves = term.level == 0 and len(terms.keepers[term.tensor.role]) > 1
         for atom in atoms:
             if atom.mult == 0:
@@ -178,7 +178,7 @@ class _Atom:
     footprint: _Footprint | None = None
 
 
-class _Blocks:
+class BoundBlocks:
     """The building blocks of ``joule.cost.terms`` bounded from below given only the
     spatial unrolling (docs/cost-model.md, "Lower bounds"):
 

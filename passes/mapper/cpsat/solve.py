@@ -243,7 +243,7 @@ def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val,
     terms: list[tuple[int, Val]] = []
     reads_at: dict[int, list[Val]] = {i: [] for i in range(space.levels)}
     writes_at: dict[int, list[Val]] = {i: [] for i in range(space.levels)}
-    for term, count in cost_terms(space.nest, space.target).evaluate(_Blocks(form, combo)):
+    for term, count in cost_terms(space.nest, space.target).evaluate(CpsatBlocks(form, combo)):
         terms.append((_c(term.energy_pj, form.scale), count))
         if term.kind == "read":
             reads_at[term.level].append(count)
@@ -257,7 +257,7 @@ def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val,
     return energy, per_level
 
 
-class _Blocks:
+class CpsatBlocks:
     """The building blocks of ``joule.cost.terms`` as CP-SAT quantities, for one choice of
     loop orders (fills depend on it; everything is memoised across choices where not)."""
 

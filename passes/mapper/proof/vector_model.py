@@ -214,9 +214,7 @@ class Batch:
     def evaluate(self, orders: Orders) -> tuple[np.ndarray, np.ndarray]:
         """Energy (pJ) and cycles of every point, exactly as ``score`` computes them
         (tiles are assumed to fit: filter with :meth:`fits`)."""
-        outer, rest, reads_at, writes_at = self._energy(
-            lambda tensor, level: self.fills(tensor, level, orders)
-        )
+        outer, rest, reads_at, writes_at = self._energy(self.blocks(orders))
         space = self.space
         cycles = np.ones(self.n, dtype=np.int64)
         for d in space.dims:
@@ -233,7 +231,8 @@ class Batch:
         """Energy no orders of the ``free`` outermost levels can beat (``orders[:free]`` are
         ignored), split into the outermost level's part and the rest (MACs included):
         every count grows with the fills, so :meth:`fills_floor` gives lower bounds."""
-        outer, rest, _, _ = self._energy(lambda t, level: self.fills_floor(t, level, orders, free))
+        floors = ArrayBlocks(self, lambda t, level: self.fills_floor(t, level, orders, free))
+        outer, rest, _, _ = self._energy(floors)
         return outer, rest
 
     def fills_floor(self, tensor: Tensor, level: int, orders: Orders, free: int) -> np.ndarray:
@@ -262,16 +261,20 @@ class Batch:
             return base
         return np.where(inner, self._fills(tensor, level, orders[:level], free), base)
 
-    def _energy(self, fills) -> tuple[np.ndarray, np.ndarray, list, list]:  # noqa: ANN001
+    def blocks(self, orders: Orders) -> ArrayBlocks:
+        """The cost terms' building blocks for every point under ``orders``."""
+        return ArrayBlocks(self, lambda tensor, level: self.fills(tensor, level, orders))
+
+    def _energy(self, blocks: ArrayBlocks) -> tuple[np.ndarray, np.ndarray, list, list]:
         """The outermost level's energy, the rest's (MACs included), and per level the
-        words read and written, with ``fills(tensor, level)`` as the per-instance fills."""
+        words read and written."""
         space = self.space
         nest, target = space.nest, space.target
         n = self.n
         by_level = [np.zeros(n) for _ in target.levels]
         reads_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
         writes_at = [np.zeros(n, dtype=np.int64) for _ in target.levels]
-        for term, count in self.model.terms.evaluate(_Blocks(self, fills)):
+        for term, count in self.model.terms.evaluate(blocks):
             if term.energy_pj:
                 by_level[term.level] += count * term.energy_pj
             if term.kind == "read":
@@ -282,7 +285,7 @@ class Batch:
         return by_level[0], rest, reads_at, writes_at
 
 
-class _Blocks:
+class ArrayBlocks:
     """The building blocks of ``joule.cost.terms`` over a batch: one array per count."""
 
     def __init__(self, batch: Batch, fills) -> None:  # noqa: ANN001
