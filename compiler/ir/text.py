@@ -25,24 +25,44 @@ from joule.errors import IRParseError
 from joule.ir.affine import AffineExpr
 from joule.ir.loopnest import ROLES, LoopNest, Tensor
 
-_STRING = r'"(?:[^"\\]|\\.)*"'
+STRING = r'"(?:[^"\\]|\\.)*"'  # a JSON string
+NAME = rf"{STRING}|[A-Za-z_][\w.]*"  # what quote_name prints
 _HEADER = re.compile(
-    rf"^loopnest @({_STRING}|[A-Za-z_][\w.]*) \(op ({_STRING}), onnx ({_STRING}), "
-    rf"relax ({_STRING})\) \{{$"
+    rf"^loopnest @({NAME}) \(op ({STRING}), onnx ({STRING}), "
+    rf"relax ({STRING})\) \{{$"
 )
 _TENSOR = re.compile(
-    rf"^(input|weight|output) ({_STRING}) bits=(\d+) shape=\[([\d, ]*)\] at \[(.*)\]$"
+    rf"^(input|weight|output) ({STRING}) bits=(\d+) shape=\[([\d, ]*)\] at \[(.*)\]$"
 )
-_ATTR = re.compile(rf"^attr ({_STRING}) ({_STRING})$")
-_IDENT = re.compile(r"^[A-Za-z_][\w.]*$")
+_ATTR = re.compile(rf"^attr ({STRING}) ({STRING})$")
+_IDENT = re.compile(r"[A-Za-z_][\w.]*")
 
 
-def _name(text: str) -> str:
-    return text if _IDENT.match(text) else json.dumps(text)
+def quote_name(text: str) -> str:
+    """An identifier as it is, anything else as a JSON string."""
+    return text if _IDENT.fullmatch(text) else json.dumps(text)
 
 
-def _unname(text: str) -> str:
+def unquote_name(text: str) -> str:
     return json.loads(text) if text.startswith('"') else text
+
+
+def numbered_lines(text: str) -> list[tuple[int, str]]:
+    """(line number, stripped line) of every line that is neither blank nor a comment."""
+    lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines())]
+    return [(i, ln) for i, ln in lines if ln and not ln.startswith("//")]
+
+
+def block_end(lines: list[tuple[int, str]], start: int, what: str) -> int:
+    """Index of the line ``}`` that closes the block opened at ``lines[start]``."""
+    end = next((k for k in range(start, len(lines)) if lines[k][1] == "}"), None)
+    if end is None:
+        raise IRParseError(
+            f"{what} is not closed",
+            where=f"line {lines[start][0]}",
+            hint=f"end each {what} with a line holding only '}}'",
+        )
+    return end
 
 
 def _access(tensor: Tensor, label: str) -> str:
@@ -56,7 +76,7 @@ def print_loopnest(nest: LoopNest) -> str:
     labels = {"output": "O", "input": "I", "weight": "W"}
     rhs = " * ".join(_access(t, labels[t.role]) for t in operands)
     lines = [
-        f"loopnest @{_name(nest.name)} (op {json.dumps(nest.op)}, "
+        f"loopnest @{quote_name(nest.name)} (op {json.dumps(nest.op)}, "
         f"onnx {json.dumps(nest.onnx_node)}, relax {json.dumps(nest.relax_op)}) {{",
         "  dims " + " ".join(f"{d}={e}" for d, e in nest.dims),
         "  reduce " + " ".join(d for d in nest.dim_names if d in nest.reduction),
@@ -80,19 +100,12 @@ def print_loopnests(nests: list[LoopNest]) -> str:
 
 def parse_loopnests(text: str) -> list[LoopNest]:
     """Parse every loop nest in ``text``; errors name the line."""
-    lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines())]
-    lines = [(i, ln) for i, ln in lines if ln and not ln.startswith("//")]
+    lines = numbered_lines(text)
     nests: list[LoopNest] = []
     pos = 0
     while pos < len(lines):
-        end = next((k for k in range(pos, len(lines)) if lines[k][1] == "}"), None)
-        if end is None:
-            raise IRParseError(
-                "loop nest is not closed",
-                where=f"line {lines[pos][0]}",
-                hint="end each loopnest with a line holding only '}'",
-            )
-        nests.append(_parse_one(lines[pos : end + 1]))
+        end = block_end(lines, pos, "loopnest")
+        nests.append(parse_loopnest_lines(lines[pos : end + 1]))
         pos = end + 1
     return nests
 
@@ -104,7 +117,8 @@ def parse_loopnest(text: str) -> LoopNest:
     return nests[0]
 
 
-def _parse_one(lines: list[tuple[int, str]]) -> LoopNest:
+def parse_loopnest_lines(lines: list[tuple[int, str]]) -> LoopNest:
+    """One loopnest block, header to closing brace, as :func:`numbered_lines` gives it."""
     lineno, head = lines[0]
     match = _HEADER.match(head)
     if not match:
@@ -113,7 +127,7 @@ def _parse_one(lines: list[tuple[int, str]]) -> LoopNest:
             where=f"line {lineno}",
             hint='write: loopnest @NAME (op "Conv", onnx "node", relax "relax.nn.conv2d") {',
         )
-    name, op, onnx_node, relax_op = (_unname(g) for g in match.groups())
+    name, op, onnx_node, relax_op = (unquote_name(g) for g in match.groups())
     dims: list[tuple[str, int]] = []
     reduction: list[str] = []
     tensors: list[Tensor] = []
