@@ -18,6 +18,7 @@ from joule.errors import (
     JouleError,
     MappingError,
     ModelError,
+    OptionError,
     SolverError,
     TargetError,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Mapping",
     "MappingError",
     "ModelError",
+    "OptionError",
     "Schedule",
     "SolverError",
     "Target",

@@ -10,6 +10,7 @@ from typing import TextIO
 from joule.cache import ResultCache, open_cache
 from joule.defaults import DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKERS
 from joule.ir.network import Network
+from joule.option_checks import check_options
 from joule.passmanager import PassManager
 from joule.pipeline import MappingModule
 from joule.schedule import LayerSchedule, Schedule
@@ -63,6 +64,14 @@ def compile_model(
     from joule.passes.tile import TileAndOrder, TileInterrupted
     from joule.targets import load_target
 
+    check_options(
+        "compile_model",
+        time_limit=time_limit,
+        workers=workers,
+        samples=samples,
+        max_cycles=max_cycles,
+        min_utilization=min_utilization,
+    )
     start = time.perf_counter()
     tgt = target if isinstance(target, Target) else load_target(target)
     network = model if isinstance(model, Network) else _lower(model, batch, dims)

@@ -54,3 +54,7 @@ class IRParseError(JouleError):
 
 class SolverError(JouleError):
     """The mapper could not produce a mapping."""
+
+
+class OptionError(JouleError):
+    """A numeric option or argument is out of its range (``--workers 0``, ``time_limit=-1``)."""

@@ -29,11 +29,19 @@ SUITES: dict[str, str] = {
 def run_suite(name: str, out: str | Path, config: BenchConfig | None = None) -> dict[str, Any]:
     """Run suite ``name`` and write its files into ``out``; returns the JSON data."""
     from joule.errors import JouleError
+    from joule.option_checks import check_options
 
     if name not in SUITES:
         raise JouleError(f"unknown suite {name!r}", hint=f"choose one of {', '.join(SUITES)}")
+    config = config or BenchConfig()
+    check_options(
+        "BenchConfig",
+        time_limit_s=config.time_limit_s,
+        workers=config.workers,
+        samples=config.samples,
+    )
     module = importlib.import_module(SUITES[name])
-    return module.run(Path(out), config or BenchConfig())
+    return module.run(Path(out), config)
 
 
 __all__ = ["SUITES", "BenchConfig", "run_suite"]

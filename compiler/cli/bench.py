@@ -37,7 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from joule.bench import BenchConfig, run_suite
+    from joule.option_checks import check_options
 
+    check_options(
+        "joule bench",
+        flags=True,
+        time_limit=args.time_limit,
+        workers=args.workers,
+        samples=args.samples,
+    )
     config = BenchConfig(
         time_limit_s=args.time_limit,
         workers=args.workers,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from joule.cli.lower import parse_dims
 from joule.defaults import DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKERS
+from joule.option_checks import check_options
 from joule.passes.dataflow import DATAFLOWS
 
 if TYPE_CHECKING:
@@ -82,6 +83,15 @@ def run(args: argparse.Namespace) -> int:
     from joule.report import write_outputs
     from joule.report.files import prepare_dir
 
+    check_options(
+        "joule compile",
+        flags=True,
+        time_limit=args.time_limit,
+        workers=args.workers,
+        samples=args.samples,
+        max_cycles=args.max_cycles,
+        min_utilization=args.min_utilization,
+    )
     prepare_dir(Path(args.out))  # fail before any solving
     cache = _open_cache(args)
     try:
