@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 _CONV_KEYS = {"N", "K", "C", "P", "Q", "R", "S", "G", "stride", "dilation", "pad", "groups"}
 _MATMUL_KEYS = {"M", "N", "K", "B"}
+_MAPPING_HINT = (
+    'write {"levels": [{"level": NAME, "temporal": [[DIM, FACTOR], ...]}, ...]}, '
+    "or pass a layer record of schedule.json"
+)
 _SPEC_HINT = (
     'write e.g. "conv:N=1,K=64,C=3,P=56,Q=56,R=3,S=3,stride=1" '
     '(also dilation=, pad=, G= for groups) or "matmul:M=128,N=64,K=256" (B=batch)'
@@ -70,6 +74,7 @@ def _layer(args: argparse.Namespace) -> LoopNest:
     if len(sources) != 1:
         raise IRParseError(
             "give exactly one layer: MODEL --layer NAME, --dims SPEC or --timeloop-problem P.yaml",
+            where="joule evaluate arguments",
             hint=_SPEC_HINT,
         )
     if args.dims:
@@ -81,6 +86,7 @@ def _layer(args: argparse.Namespace) -> LoopNest:
     if not args.layer:
         raise ModelError(
             f"which layer of {args.model}?",
+            where="joule evaluate MODEL without --layer",
             hint="add --layer NAME (the names `joule lower MODEL` prints)",
         )
     from joule.lower import lower_model
@@ -92,6 +98,7 @@ def _layer(args: argparse.Namespace) -> LoopNest:
         names = [n.name for n in network.loopnests]
         raise ModelError(
             f"model {network.model} has no loop nest {args.layer!r}",
+            where=f"--layer {args.layer}",
             hint=f"choose one of: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}",
         ) from None
 
@@ -109,9 +116,15 @@ def parse_dims_spec(spec: str) -> LoopNest:
         try:
             values[key] = int(value)
         except ValueError:
-            raise IRParseError(f"cannot read {item.strip()!r} in --dims", hint=_SPEC_HINT) from None
+            raise IRParseError(
+                f"cannot read {item.strip()!r} in --dims", where=f"--dims {spec}", hint=_SPEC_HINT
+            ) from None
         if not eq or values[key] < (0 if key == "pad" else 1):
-            raise IRParseError(f"bad value in {item.strip()!r} of --dims", hint=_SPEC_HINT)
+            raise IRParseError(
+                f"bad value in {item.strip()!r} of --dims (sizes are >= 1, pad >= 0)",
+                where=f"--dims {spec}",
+                hint=_SPEC_HINT,
+            )
     if kind in ("conv", "conv2d"):
         unknown = set(values) - _CONV_KEYS
         missing = {"K", "C", "P", "Q", "R", "S"} - set(values)
@@ -119,10 +132,12 @@ def parse_dims_spec(spec: str) -> LoopNest:
         unknown = set(values) - _MATMUL_KEYS
         missing = {"M", "N", "K"} - set(values)
     else:
-        raise IRParseError(f"unknown layer kind {kind!r} in --dims", hint=_SPEC_HINT)
+        raise IRParseError(
+            f"unknown layer kind {kind!r} in --dims", where=f"--dims {spec}", hint=_SPEC_HINT
+        )
     if unknown or missing:
         problem = f"unknown {sorted(unknown)}" if unknown else f"missing {sorted(missing)}"
-        raise IRParseError(f"--dims {kind}: {problem}", hint=_SPEC_HINT)
+        raise IRParseError(f"--dims {kind}: {problem}", where=f"--dims {spec}", hint=_SPEC_HINT)
     if kind in ("matmul", "gemm"):
         batch = (values["B"],) if values.get("B", 1) > 1 else ()
         return matmul("matmul", m=values["M"], n=values["N"], k=values["K"], batch=batch)
@@ -147,7 +162,9 @@ def _mapping(args: argparse.Namespace, target: Target, nest: LoopNest) -> Mappin
 
     if bool(args.mapping) == bool(args.timeloop_mapping):
         raise MappingError(
-            "give exactly one mapping: --mapping M.json or --timeloop-mapping M.yaml|M.map.txt"
+            "give exactly one mapping: --mapping M.json or --timeloop-mapping M.yaml|M.map.txt",
+            where="joule evaluate arguments",
+            hint="score a Joule mapping (schedule.json's or your own JSON) or a Timeloop one",
         )
     if args.timeloop_mapping:
         from joule.timeloop import load_mapping
@@ -157,13 +174,21 @@ def _mapping(args: argparse.Namespace, target: Target, nest: LoopNest) -> Mappin
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
-        raise MappingError(f"cannot read mapping: {exc.strerror}", where=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise MappingError(f"mapping is not valid JSON: {exc}", where=str(path)) from None
+        raise MappingError(
+            f"cannot read mapping: {exc.strerror}",
+            where=str(path),
+            hint="give the path of a mapping JSON file (e.g. a layer of schedule.json)",
+        ) from None
+    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for a binary file
+        raise MappingError(
+            f"mapping is not valid JSON: {exc}", where=str(path), hint=_MAPPING_HINT
+        ) from None
     if isinstance(data, dict) and "mapping" in data and "levels" not in data:
         data = data["mapping"]  # a schedule.json layer record
     if not isinstance(data, dict):
-        raise MappingError("mapping JSON must be an object with 'levels'", where=str(path))
+        raise MappingError(
+            "mapping JSON must be an object with 'levels'", where=str(path), hint=_MAPPING_HINT
+        )
     return Mapping.from_dict(data, source=str(path))
 
 

@@ -30,6 +30,7 @@ def parse_dims(items: list[str]) -> dict[str, int]:
         if not sep or not name or not value.strip().lstrip("-").isdigit():
             raise ModelError(
                 f"cannot read --dim {item!r}",
+                where=f"--dim {item}",
                 hint="write --dim NAME=VALUE with an integer VALUE, e.g. --dim seq=128",
             )
         dims[name.strip()] = int(value)

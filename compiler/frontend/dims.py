@@ -30,8 +30,11 @@ def input_shapes(
     dims = dict(dims or {})
     for name, value in [*dims.items(), *([("--batch", batch)] if batch is not None else [])]:
         if int(value) < 1:
+            flag = name if name == "--batch" else f"--dim {name}={value}"
             raise ModelError(
-                f"dimension {name} = {value} is not a positive size", hint="give a size >= 1"
+                f"dimension {name} = {value} is not a positive size",
+                where=f"{where}: {flag}" if where else flag,
+                hint="give a size >= 1",
             )
     used: set[str] = set()
     shapes: dict[str, list[int]] = {}

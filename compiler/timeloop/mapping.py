@@ -31,12 +31,13 @@ from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest, Role
 from joule.mapping import Axis, LevelLoops, Loop, Mapping
 from joule.targets.spec import Target
-from joule.timeloop.problem import joule_dim
+from joule.timeloop.problem import joule_dim, yaml_problem
 
 _ROLES: dict[str, Role] = {"weights": "weight", "inputs": "input", "outputs": "output"}
 _FACTOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*?)\s*=?\s*(\d+)")
 _HEADER = re.compile(r"^([A-Za-z_][\w.\-]*)\s*\[(.*)\]\s*$")
 _LOOP = re.compile(r"^\|?\s*for\s+(\w+)\s+in\s+\[0:(\d+)\)\s*(\(Spatial-([XY])\))?\s*$")
+_FORMS = "give timeloop-mapper.map.yaml, a parsed-processed-input.yaml or a .map.txt"
 
 
 @dataclass
@@ -56,7 +57,11 @@ def load_mapping(path: str | Path, target: Target, nest: LoopNest | None = None)
         text = path.read_text()
     except OSError as exc:
         raise MappingError(
-            f"cannot read Timeloop mapping: {exc.strerror}", where=str(path)
+            f"cannot read Timeloop mapping: {exc.strerror}", where=str(path), hint=_FORMS
+        ) from None
+    except UnicodeDecodeError:
+        raise MappingError(
+            "the Timeloop mapping is not a text file (not UTF-8)", where=str(path), hint=_FORMS
         ) from None
     if path.suffix == ".txt" or "<< Compute >>" in text:
         levels = _parse_map_txt(text, str(path))
@@ -65,7 +70,9 @@ def load_mapping(path: str | Path, target: Target, nest: LoopNest | None = None)
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise MappingError(
-                f"Timeloop mapping is not valid YAML: {exc}", where=str(path)
+                f"Timeloop mapping is not valid YAML: {yaml_problem(exc)}",
+                where=str(path),
+                hint=_FORMS,
             ) from None
         levels = mapping_levels_from_yaml(data, str(path))
     return to_joule(levels, target, nest, source=str(path))
@@ -75,11 +82,7 @@ def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
     """Per Timeloop level, outermost first, from a YAML ``mapping:`` list."""
     entries = data.get("mapping") if isinstance(data, dict) else None
     if not isinstance(entries, list):
-        raise MappingError(
-            "no top-level 'mapping:' list",
-            where=source,
-            hint="give timeloop-mapper.map.yaml, a parsed-processed-input.yaml or a .map.txt",
-        )
+        raise MappingError("no top-level 'mapping:' list", where=source, hint=_FORMS)
     names = data.get("joule_dims")  # Timeloop dim -> Joule dim, as Joule writes mappings
     names = {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else None
     order: list[str] = []
@@ -100,7 +103,7 @@ def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
         lvl = levels[name]
         where = f"{source}: mapping[{i}] ({name} {kind})"
         if kind in ("datatype", "bypass"):
-            keep = {_role(t, where) for t in entry.get("keep") or []}
+            keep = {_role(t, where) for t in _names(entry.get("keep"), "keep", where)}
             lvl.keep = keep if lvl.keep is None else lvl.keep | keep
         elif kind == "temporal":
             factors = _factors(entry.get("factors"), where)
@@ -113,9 +116,9 @@ def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
         elif kind == "spatial":
             factors = _factors(entry.get("factors"), where)
             perm = _permutation(entry.get("permutation"), factors, where)
-            split = entry.get("split")
+            split = _split(entry.get("split"), where)
             axes: list[Axis | None] = [
-                None if split is None else "X" if k < int(split) else "Y" for k in range(len(perm))
+                None if split is None else "X" if k < split else "Y" for k in range(len(perm))
             ]
             # Innermost first within each axis as for temporal loops: X loops sit outside Y.
             xs = [
@@ -124,7 +127,11 @@ def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
             lvl.spatial = [s for s in reversed(xs) if s[1] > 1]
             lvl.spatial.sort(key=lambda s: s[2] or "")
         else:
-            raise MappingError(f"unknown mapping entry type {kind!r}", where=where)
+            raise MappingError(
+                f"unknown mapping entry type {kind!r}",
+                where=where,
+                hint="use type: temporal, spatial, datatype or bypass",
+            )
     return _outermost_first([levels[n] for n in order])
 
 
@@ -166,7 +173,7 @@ def _parse_map_txt(text: str, source: str) -> list[_Level]:
             else:
                 levels[-1].temporal.append((dim, factor))
     if not levels:
-        raise MappingError("no levels in the printed map", where=source)
+        raise MappingError("no levels in the printed map", where=source, hint=_FORMS)
     return levels
 
 
@@ -240,6 +247,34 @@ def _role(name: Any, where: str) -> Role:
             f"unknown data space {name!r}", where=where, hint="Weights/Inputs/Outputs"
         )
     return role
+
+
+def _names(value: Any, key: str, where: str) -> list[Any]:
+    """A list of names; one bare name is a list of one (``keep: Weights``)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list):
+        raise MappingError(
+            f"{key} must be a list of data spaces, not {value!r}",
+            where=where,
+            hint=f"e.g. {key}: [Weights, Inputs]",
+        )
+    return value
+
+
+def _split(value: Any, where: str) -> int | None:
+    """The number of permutation dims on the X axis, or None when not given."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MappingError(
+            f"split must be a whole number >= 0, not {value!r}",
+            where=where,
+            hint="split: N sends the first N dims of the permutation to X, the rest to Y",
+        )
+    return value
 
 
 def _factors(value: Any, where: str) -> dict[str, int]:

@@ -23,6 +23,10 @@ DIM_NAMES = {"M": "K"}
 # Joule's canonical loop order for convolutions.
 _CONV_ORDER = ("N", "G", "K", "C", "P", "Q", "R", "S")
 _ROLES: dict[str, Role] = {"weights": "weight", "inputs": "input", "outputs": "output"}
+_PROBLEM_HINT = (
+    "expected problem: {instance: {DIM: extent, ...}, shape: {dimensions, "
+    "coefficients, data_spaces}}"
+)
 
 # Timeloop's CNN_Layer shape (problem_base.yaml without G), for files that omit it.
 CNN_SHAPE: dict[str, Any] = {
@@ -67,8 +71,25 @@ def load_problem(path: str | Path, *, name: str | None = None) -> LoopNest:
             f"cannot read Timeloop problem: {exc.strerror}", where=str(path)
         ) from None
     except yaml.YAMLError as exc:
-        raise IRParseError(f"Timeloop problem is not valid YAML: {exc}", where=str(path)) from None
+        raise IRParseError(
+            f"Timeloop problem is not valid YAML: {yaml_problem(exc)}",
+            where=str(path),
+            hint=_PROBLEM_HINT,
+        ) from None
+    except UnicodeDecodeError:
+        raise IRParseError(
+            "the Timeloop problem is not a text file (not UTF-8)",
+            where=str(path),
+            hint=_PROBLEM_HINT,
+        ) from None
     return problem_from_dict(data, source=str(path), name=name or _stem(path))
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML syntax error on one line, with its line number (PyYAML's text spans several)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or " ".join(str(err).split())
+    return f"{problem} (line {mark.line + 1})" if mark is not None else problem
 
 
 def problem_from_dict(data: Any, *, source: str = "problem", name: str = "layer") -> LoopNest:
@@ -82,14 +103,15 @@ def problem_from_dict(data: Any, *, source: str = "problem", name: str = "layer"
     problem = data["problem"]
     try:
         return _build(problem, source, name, data.get("joule_dims"))
-    except JouleError:
-        raise
+    except JouleError as err:
+        if err.where:
+            raise
+        raise type(err)(err.what, where=source, hint=err.hint or _PROBLEM_HINT) from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise IRParseError(
             f"malformed Timeloop problem ({type(exc).__name__}: {exc})",
             where=source,
-            hint="expected problem: {instance: {DIM: extent, ...}, shape: {dimensions, "
-            "coefficients, data_spaces}}",
+            hint=_PROBLEM_HINT,
         ) from None
 
 
