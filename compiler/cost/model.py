@@ -102,6 +102,7 @@ class ScalarBlocks:
         self.extents: dict[tuple[int, str], list[int]] = {}
         self.tiles: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
         self._fills: dict[tuple[str, int], int] = {}
+        self._first: dict[tuple[str, int], int] = {}
         for tensor in nest.tensors:
             terms = axis_terms(tensor)
             for i in keepers[tensor.role]:
@@ -124,13 +125,16 @@ class ScalarBlocks:
     def first(self, tensor: Tensor, level: int) -> int:
         """Every loop counts but the spatial ones above the level (they pick the
         instance); output projections are injective, so this is a product of counts."""
-        relevant = tensor.relevant_dims
-        above = self.flat.boundary[level]
-        count = 1
-        for pos, lp in enumerate(self.flat.loops):
-            if lp.dim in relevant and not (lp.spatial and pos < above):
-                count *= lp.factor
-        return count * self.flat.instances_above(level)
+        key = (tensor.role, level)
+        if key not in self._first:
+            relevant = tensor.relevant_dims
+            above = self.flat.boundary[level]
+            count = 1
+            for pos, lp in enumerate(self.flat.loops):
+                if lp.dim in relevant and not (lp.spatial and pos < above):
+                    count *= lp.factor
+            self._first[key] = count * self.flat.instances_above(level)
+        return self._first[key]
 
     def shared(self, tensor: Tensor, outer: int, inner: int) -> int:
         relevant = tensor.relevant_dims
