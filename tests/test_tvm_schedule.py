@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ tvm = pytest.importorskip("tvm")
 import joule.passes.tvm  # noqa: E402
 from joule.errors import MappingError  # noqa: E402
 from joule.mapping import LevelLoops, Loop, Mapping  # noqa: E402
-from joule.passes.tvm.apply_mapping import LEVEL_KEY, SPATIAL_KEY  # noqa: E402
+from joule.passes.tvm.apply_mapping import LEVEL_KEY, SPATIAL_KEY, apply_mapping  # noqa: E402
 from joule.passes.tvm.module_pass import MAPPING_ATTR, JouleSchedule, mapping_of  # noqa: E402
 from joule.passes.tvm.primfunc_nests import primfunc_loopnests  # noqa: E402
 from tvm import relax, s_tir, tirx  # noqa: E402
@@ -180,3 +181,17 @@ def test_importing_joule_leaves_no_import_hook_and_no_tvm() -> None:
         "assert 'joule' in relax.pipeline.PIPELINE_MAP\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_nest_naming_a_block_the_primfunc_lacks_is_a_mapping_error() -> None:
+    # get_sblock raises s_tir.ScheduleError; the handler once named tvm_ffi.Error, which
+    # does not exist, so this crashed with an AttributeError instead.
+    mod = relax.transform.LegalizeOps()(_conv_matmul_module())
+    name, func = next(
+        (gv.name_hint, f) for gv, f in mod.functions_items() if gv.name_hint.startswith("conv2d")
+    )
+    nest = primfunc_loopnests(name, func)[0]
+    attrs = tuple((k, "no_such_block" if k == "tir.block" else v) for k, v in nest.attrs)
+    with pytest.raises(MappingError, match="no block 'no_such_block' to schedule"):
+        whole = Mapping((LevelLoops("DRAM", tuple(Loop(d, e) for d, e in nest.dims if e > 1)),))
+        apply_mapping(func, dataclasses.replace(nest, attrs=attrs), whole)

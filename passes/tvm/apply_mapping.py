@@ -31,7 +31,7 @@ def apply_mapping(func: tirx.PrimFunc, nest: LoopNest, mapping: Mapping) -> tirx
     sch = s_tir.Schedule(func)
     try:
         block = sch.get_sblock(block_name)
-    except (tvm_ffi.Error, ValueError) as err:
+    except s_tir.ScheduleError as err:
         raise MappingError(f"no block {block_name!r} to schedule", where=where) from err
     base = _dim_loops(sch, block, nest, attrs.get("tir.dims", ""), where)
     parts: dict[str, list[object]] = {}
