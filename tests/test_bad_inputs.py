@@ -1,11 +1,14 @@
 """The bad-input corpus: every case exits 2 with a short what/where/what-to-do message.
 
-The corpus is generated here (nothing is checked in): broken ONNX files,
-models Joule must refuse, unusable output directories and caches, broken or
-too-small target files. Each case runs through the CLI (``joule.cli.main``
-in this process, so no exception can hide; a few also as a real subprocess to
-pin the exit status and the absence of a traceback). Each must exit 2, print
-a few lines naming what is wrong, where (file, node or field) and what to do,
+The corpus is generated here (nothing is checked in), one class of bad input
+per block: broken ONNX files; models TVM would crash on (shapes checked before
+import); unusable output directories and caches; broken or too-small target
+files; numeric options out of range (``joule compile``, ``joule bench`` and the
+Python API); ``joule evaluate``'s layer specs and mappings; Timeloop mapping and
+problem files. Each case runs through the CLI (``joule.cli.main`` in this
+process, so no exception can hide; a few also as a real subprocess to pin the
+exit status and the absence of a traceback). Each must exit 2, print a few
+lines naming what is wrong, where (file, node, field or flag) and what to do,
 write nothing outside ``--out`` and leave no schedule or temporary file in it.
 """
 
@@ -23,8 +26,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from joule import OptionError, compile_model
+from joule.bench import BenchConfig, run_suite
 from joule.cli import main
 from joule.models import bundled_model
+from joule.option_checks import check_options
 from onnx import TensorProto, helper, numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +50,38 @@ def _matmul(a: list, b: list, *, op: str = "MatMul", opset: int | None = 17) -> 
     opsets = [helper.make_opsetid("", opset)] if opset is not None else []
     model = helper.make_model(graph, opset_imports=opsets)
     model.ir_version = 9
+    return model
+
+
+def _node(
+    op: str, inputs: dict[str, list[int]], elem: int = TensorProto.FLOAT, **attrs: object
+) -> onnx.ModelProto:
+    """A one-node model (node named after its op) whose inputs have the given shapes."""
+    graph = helper.make_graph(
+        [helper.make_node(op, list(inputs), ["y"], name=op.lower(), **attrs)],
+        "g",
+        [helper.make_tensor_value_info(n, elem, shape) for n, shape in inputs.items()],
+        [helper.make_tensor_value_info("y", elem, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 9
+    return model
+
+
+def _conv(x: list[int], w: list[int], **attrs: object) -> onnx.ModelProto:
+    return _node("Conv", {"x": x, "w": w}, **attrs)
+
+
+def _complex_weight() -> onnx.ModelProto:
+    model = _matmul([4, 8], [8, 4])
+    model.graph.input.pop()
+    model.graph.initializer.append(numpy_helper.from_array(np.zeros((8, 4), np.complex64), "b"))
+    return model
+
+
+def _cast_to_string() -> onnx.ModelProto:
+    model = _node("Cast", {"a": [4, 8]}, to=TensorProto.STRING)
+    model.graph.output[0].type.tensor_type.elem_type = TensorProto.STRING
     return model
 
 
@@ -133,11 +171,36 @@ class Case:
 
 
 def _model_case(name: str, make: Callable[[Path], str], *expect: str) -> Case:
-    return Case(name, lambda tmp: [make(tmp)], expect)
+    return Case(name, lambda tmp: ["compile", make(tmp)], expect)
+
+
+def _bad_model(name: str, model: onnx.ModelProto, *expect: str) -> Case:
+    return _model_case(name, lambda t: _save(t, f"{name}.onnx", model), *expect)
 
 
 def _target_case(name: str, text: str, *expect: str) -> Case:
-    return Case(name, lambda tmp: ["transformer", "--target", _target(tmp, text)], expect)
+    return Case(
+        name, lambda tmp: ["compile", "transformer", "--target", _target(tmp, text)], expect
+    )
+
+
+def _option_case(name: str, args: list[str], *expect: str) -> Case:
+    return Case(name, lambda tmp: ["compile", "transformer", *args], expect)
+
+
+TIMELOOP = ROOT / "tests" / "data" / "timeloop"
+LAYER = ["--timeloop-problem", str(TIMELOOP / "problems" / "alexnet_conv1.yaml")]
+
+
+def _timeloop_case(name: str, file: str, text: str | bytes, *expect: str) -> Case:
+    """``joule evaluate`` of AlexNet CONV1 on eyeriss with the Timeloop mapping ``text``."""
+
+    def build(tmp: Path) -> list[str]:
+        path = tmp / file
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return ["evaluate", *LAYER, "--target", "eyeriss", "--timeloop-mapping", str(path)]
+
+    return Case(name, build, (file, *expect))
 
 
 GOOD = bundled_model("transformer").SerializeToString()
@@ -242,20 +305,117 @@ CASES = [
         "outside the model's folder",
         "tensor 'b'",
     ),
+    # Models whose shapes TVM's importer or LegalizeOps would crash on: checked before import.
+    _bad_model(
+        "conv_group_does_not_divide_channels",
+        _conv([1, 6, 8, 8], [4, 3, 3, 3], group=4),
+        "group=4 does not divide its 6 input channels",
+        "node conv (Conv), attribute group",
+    ),
+    _bad_model(
+        "conv_weight_channels_disagree_with_input",
+        _conv([1, 3, 8, 8], [4, 5, 3, 3]),
+        "takes 5 channels x group 1 = 5 input channels, but the input has 3",
+        "input 'w'",
+    ),
+    _bad_model(
+        "conv_kernel_larger_than_unpadded_input",
+        _conv([1, 3, 2, 2], [4, 3, 3, 3]),
+        "3x3 kernel is larger than its 2x2 input 'x'",
+        "attributes kernel_shape/pads/dilations",
+    ),
+    _bad_model(
+        "conv_dilated_kernel_larger_than_padded_input",
+        _conv([1, 4, 8, 8], [4, 4, 3, 3], dilations=[5, 5], pads=[1, 1, 1, 1]),
+        "(dilated to 11x11)",
+        "padded to 10x10",
+    ),
+    _bad_model(
+        "conv_zero_stride",
+        _conv([1, 3, 8, 8], [4, 3, 3, 3], strides=[0, 0]),
+        "has strides [0, 0]",
+        "attribute strides",
+    ),
+    _bad_model(
+        "maxpool_kernel_larger_than_input",
+        _node("MaxPool", {"x": [1, 3, 3, 3]}, kernel_shape=[5, 5]),
+        "MaxPool node maxpool: its 5x5 kernel is larger than its 3x3 input",
+        "node maxpool (MaxPool)",
+    ),
+    _bad_model(
+        "matmul_inner_dims_differ",
+        _matmul([4, 8], [6, 4]),
+        "inner dimensions differ: 'a' [4, 8] has 8 columns, 'b' [6, 4] has 6 rows",
+        "node mm (MatMul)",
+    ),
+    _bad_model(
+        "matmul_batch_dims_do_not_broadcast",
+        _matmul([2, 4, 8], [3, 8, 4]),
+        "do not broadcast (2 vs 3)",
+        "node mm (MatMul)",
+    ),
+    _bad_model(
+        "gemm_inner_dims_differ_with_transB",
+        _node("Gemm", {"a": [4, 8], "b": [4, 6]}, transB=1),
+        "'a' [4, 8] has 8 columns, 'b' [4, 6] has 6 rows (transA=0, transB=1)",
+        "node gemm (Gemm)",
+    ),
+    _bad_model(
+        "gemm_bias_does_not_broadcast",
+        _node("Gemm", {"a": [4, 8], "b": [8, 4], "c": [3]}),
+        "bias 'c' [3] does not broadcast to the [4, 4] product",
+        "input 'c'",
+    ),
+    _bad_model(
+        "add_shapes_do_not_broadcast",
+        _node("Add", {"a": [2, 4], "b": [3, 4]}),
+        "ONNX shape inference rejects node add (Add)",
+        "Incompatible dimensions",
+    ),
+    _bad_model(
+        "string_typed_input",
+        _node("MatMul", {"a": [4, 8], "b": [8, 4]}, TensorProto.STRING),
+        "graph input 'a' has element type STRING, which TVM cannot import",
+        "string_typed_input.onnx: graph input 'a'",
+    ),
+    _bad_model(
+        "complex_weight",
+        _complex_weight(),
+        "initializer 'b' has element type COMPLEX64",
+        "numeric tensors",
+    ),
+    _bad_model(
+        "string_typed_node_output",
+        _cast_to_string(),
+        "output 'y' of node cast has element type STRING",
+        "node cast (Cast)",
+    ),
+    # Output directory and cache.
     Case(
         "out_dir_is_a_file",
-        lambda t: ["transformer", "--out", str(_touch(t / "taken"))],
+        lambda t: ["compile", "transformer", "--out", str(_touch(t / "taken"))],
         ("is a file", "--out"),
     ),
     Case(
         "out_dir_unwritable",
-        lambda t: ["transformer", "--out", str(_touch(t / "plain") / "sub")],
+        lambda t: ["compile", "transformer", "--out", str(_touch(t / "plain") / "sub")],
         ("cannot write to the output directory", "--out"),
     ),
     Case(
         "cache_unusable",
-        lambda t: ["transformer", "--cache", str(_touch(t / "blocker") / "c.sqlite")],
+        lambda t: ["compile", "transformer", "--cache", str(_touch(t / "blocker") / "c.sqlite")],
         ("cannot use the result cache", "--cache"),
+    ),
+    # Targets.
+    Case(
+        "target_file_missing",
+        lambda t: ["compile", "transformer", "--target", str(t / "absent.yaml")],
+        ("does not exist", "absent.yaml", "bundled target"),
+    ),
+    Case(
+        "target_unknown_bundled_name",
+        lambda t: ["compile", "transformer", "--target", "eyerisss"],
+        ("unknown target 'eyerisss'", "eyeriss, "),
     ),
     _target_case(
         "target_malformed_yaml", TARGET_OK.replace("levels:", "levels: [oops"), "target.yaml"
@@ -289,6 +449,200 @@ CASES = [
         "buffer",
         "target.yaml",
     ),
+    _target_case(
+        "target_without_levels",
+        TARGET_OK[: TARGET_OK.index("levels:")] + "levels: []\n",
+        "levels must be a non-empty list",
+        "field levels",
+    ),
+    _target_case(
+        "target_unknown_tensor_role",
+        TARGET_OK.replace(
+            "keeps: [input, weight, output]\n    capacity", "keeps: [weights]\n    capacity"
+        ),
+        "levels[1].keeps[0]",
+        "did you mean 'weight'?",
+    ),
+    _target_case(
+        "target_repeated_level_name",
+        TARGET_OK.replace("name: buffer", "name: DRAM"),
+        "repeats the level name 'DRAM'",
+        "levels[1].name",
+    ),
+    _target_case(
+        "target_misspelled_key",
+        TARGET_OK.replace("word_bits: 16", "wordbits: 16"),
+        "wordbits is not a known key",
+        "did you mean 'word_bits'?",
+    ),
+    _target_case(
+        "target_energy_not_finite",
+        TARGET_OK.replace("read_pj: 6.0", "read_pj: .nan"),
+        "levels[1].read_pj must be finite",
+    ),
+    # Numeric options, at `joule compile` and `joule bench` (the API: a test below).
+    _option_case(
+        "time_limit_negative",
+        ["--time-limit", "-1"],
+        "--time-limit must be greater than 0, not -1.0",
+        "joule compile --time-limit",
+    ),
+    _option_case(
+        "time_limit_not_finite", ["--time-limit", "inf"], "--time-limit must be a finite number"
+    ),
+    _option_case("workers_zero", ["--workers", "0"], "--workers must be at least 1, not 0"),
+    _option_case(
+        "samples_zero",
+        ["--mapper", "random", "--samples", "0"],
+        "--samples must be at least 1, not 0",
+    ),
+    _option_case(
+        "min_utilization_zero",
+        ["--min-utilization", "0"],
+        "--min-utilization must be in (0, 1], not 0.0",
+    ),
+    _option_case(
+        "min_utilization_above_one",
+        ["--min-utilization", "1.5"],
+        "--min-utilization must be in (0, 1], not 1.5",
+    ),
+    _option_case("max_cycles_zero", ["--max-cycles", "0"], "--max-cycles must be at least 1"),
+    _option_case("batch_zero", ["--batch", "0"], "--batch = 0 is not a positive size"),
+    _option_case("dim_without_a_value", ["--dim", "seq"], "cannot read --dim 'seq'"),
+    Case(
+        "bench_workers_zero",
+        lambda t: ["bench", "dataflows", "--workers", "0"],
+        ("--workers must be at least 1", "joule bench --workers"),
+    ),
+    Case(
+        "bench_time_limit_zero",
+        lambda t: ["bench", "solver", "--time-limit", "0"],
+        ("--time-limit must be greater than 0", "joule bench --time-limit"),
+    ),
+    # joule evaluate: the layer and the mapping.
+    Case(
+        "evaluate_layer_spec_with_zero_extent",
+        lambda t: ["evaluate", "--dims", "conv:K=0,C=3,P=4,Q=4,R=3,S=3", "--target", "eyeriss"],
+        ("bad value in 'K=0'", "--dims conv:K=0"),
+    ),
+    Case(
+        "evaluate_without_a_mapping",
+        lambda t: ["evaluate", "--dims", "matmul:M=2,N=2,K=2", "--target", "eyeriss"],
+        ("give exactly one mapping", "joule evaluate arguments"),
+    ),
+    Case(
+        "evaluate_mapping_not_json",
+        lambda t: [
+            "evaluate",
+            "--dims",
+            "matmul:M=2,N=2,K=2",
+            "--target",
+            "eyeriss",
+            "--mapping",
+            _save(t, "m.json", b"{levels"),
+        ],
+        ("mapping is not valid JSON", "m.json"),
+    ),
+    # Timeloop mappings (joule evaluate --timeloop-mapping) and problems.
+    Case(
+        "timeloop_mapping_missing",
+        lambda t: [
+            "evaluate",
+            *LAYER,
+            "--target",
+            "eyeriss",
+            "--timeloop-mapping",
+            str(t / "no.yaml"),
+        ],
+        ("cannot read Timeloop mapping", "no.yaml"),
+    ),
+    _timeloop_case(
+        "timeloop_mapping_not_yaml", "m.yaml", "mapping: [\n", "not valid YAML", "line 2"
+    ),
+    _timeloop_case("timeloop_mapping_not_text", "m.yaml", b"\xff\xfe\x00", "not a text file"),
+    _timeloop_case(
+        "timeloop_mapping_without_mapping_list", "m.yaml", "foo: 1\n", "no top-level 'mapping:'"
+    ),
+    _timeloop_case(
+        "timeloop_mapping_entry_without_target",
+        "m.yaml",
+        "mapping:\n- hello\n",
+        "entry 0 has no 'target'",
+    ),
+    _timeloop_case(
+        "timeloop_mapping_unknown_entry_type",
+        "m.yaml",
+        "mapping:\n- {target: DRAM, type: sideways}\n",
+        "unknown mapping entry type 'sideways'",
+        "mapping[0] (DRAM sideways)",
+    ),
+    _timeloop_case(
+        "timeloop_mapping_unreadable_factors",
+        "m.yaml",
+        "mapping:\n- {target: DRAM, type: temporal, factors: C-2, permutation: C}\n",
+        "cannot read factors 'C-2'",
+    ),
+    _timeloop_case(
+        "timeloop_mapping_factor_zero",
+        "m.yaml",
+        "mapping:\n- {target: DRAM, type: temporal, factors: C0 M1, permutation: CM}\n",
+        "factor 0",
+    ),
+    _timeloop_case(
+        "timeloop_mapping_split_not_a_number",
+        "m.yaml",
+        "mapping:\n- {target: shared_glb, type: spatial, factors: M2 C2, permutation: MC, "
+        "split: half}\n",
+        "split must be a whole number >= 0, not 'half'",
+    ),
+    _timeloop_case(
+        "timeloop_mapping_keep_not_a_list",
+        "m.yaml",
+        "mapping:\n- {target: shared_glb, type: datatype, keep: 5}\n",
+        "keep must be a list of data spaces, not 5",
+    ),
+    _timeloop_case(
+        "timeloop_mapping_unknown_data_space",
+        "m.yaml",
+        "mapping:\n- {target: shared_glb, type: datatype, keep: [Biases]}\n",
+        "unknown data space 'Biases'",
+    ),
+    _timeloop_case(
+        "timeloop_mapping_level_not_in_target",
+        "m.yaml",
+        "mapping:\n- {target: L2_buffer, type: temporal, factors: C2, permutation: C}\n",
+        "'L2_buffer' has temporal loops",
+        "no such level",
+    ),
+    _timeloop_case(
+        "timeloop_mapping_bypass_differs_from_target",
+        "m.yaml",
+        "mapping:\n- {target: shared_glb, type: datatype, keep: [Weights, Inputs]}\n",
+        "keeps ['input', 'weight'] at shared_glb",
+    ),
+    _timeloop_case(
+        "timeloop_mapping_loop_over_unknown_dim",
+        "m.yaml",
+        "mapping:\n- {target: DRAM, type: temporal, factors: Z2, permutation: Z}\n",
+        "a loop over Z, not a dim of @alexnet_conv1",
+    ),
+    _timeloop_case(
+        "timeloop_map_txt_unreadable_line", "m.map.txt", "DRAM [ ]\n| while true\n", "line 2"
+    ),
+    _timeloop_case("timeloop_map_txt_without_levels", "m.map.txt", "\n\n", "no levels"),
+    Case(
+        "timeloop_problem_negative_extent",
+        lambda t: [
+            "evaluate",
+            "--timeloop-problem",
+            _save(t, "p.yaml", b"problem: {instance: {C: -1, M: 1, R: 1, S: 1, N: 1, P: 1, Q: 1}}"),
+            "--target",
+            "eyeriss",
+            "--timeloop-mapping",
+            str(TIMELOOP / "mappings" / "alexnet_conv1.map.yaml"),
+        ],
+        ("dim C has extent -1", "p.yaml"),
+    ),
 ]
 
 
@@ -305,14 +659,17 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def _argv(case: Case, tmp: Path, out: Path) -> list[str]:
+    """The case's argv; ``compile`` and ``bench`` get ``--out`` and fast settings unless set."""
     argv = case.build(tmp)
-    defaults = {"--out": str(out), "--time-limit": "0.2", "--workers": "1"}
-    if "--cache" not in argv:
+    defaults: dict[str, str] = {}
+    if argv[0] in ("compile", "bench"):
+        defaults = {"--out": str(out), "--time-limit": "0.2", "--workers": "1"}
+    if argv[0] == "compile" and "--cache" not in argv:
         argv.append("--no-cache")
     for flag, value in defaults.items():
         if flag not in argv:
             argv += [flag, value]
-    return ["compile", *argv]
+    return argv
 
 
 def _check_message(err: str, case: Case) -> None:
@@ -328,8 +685,12 @@ def _check_message(err: str, case: Case) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_exits_2_with_a_short_message_and_writes_nothing(
-    case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case: Case,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # a stray relative write lands where the snapshot sees it
     (tmp_path / "models").mkdir()
     (tmp_path / "secret.bin").write_bytes(b"\0" * 128)  # a real file the model must not read
     out = tmp_path / "out"
@@ -344,6 +705,43 @@ def test_bad_input_exits_2_with_a_short_message_and_writes_nothing(
     assert changed <= {"out"}, f"written outside --out: {sorted(changed)}"
     if out.is_dir():
         assert list(out.iterdir()) == [], "a failed compile left files in --out"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"time_limit": -1.0}, "time_limit must be greater than 0, not -1.0"),
+        ({"time_limit": float("nan")}, "time_limit must be a finite number"),
+        ({"workers": 0}, "workers must be at least 1, not 0"),
+        ({"workers": 1.5}, "workers must be a whole number, not 1.5"),
+        ({"samples": 0}, "samples must be at least 1"),
+        ({"max_cycles": 0}, "max_cycles must be at least 1"),
+        ({"min_utilization": 0.0}, "min_utilization must be in (0, 1], not 0.0"),
+        ({"min_utilization": "0.5"}, "min_utilization must be a number, not '0.5'"),
+    ],
+)
+def test_compile_model_refuses_out_of_range_arguments_by_their_names(
+    kwargs: dict[str, object], words: str
+) -> None:
+    with pytest.raises(OptionError) as err:
+        compile_model("transformer", "eyeriss", **kwargs)  # type: ignore[arg-type]
+    assert words in err.value.message()
+    assert err.value.where == f"compile_model({next(iter(kwargs))}=...)"
+    assert err.value.hint.startswith("give ")
+
+
+def test_run_suite_refuses_an_out_of_range_config_before_writing(tmp_path: Path) -> None:
+    with pytest.raises(OptionError, match="workers must be at least 1") as err:
+        run_suite("solver", tmp_path / "out", BenchConfig(workers=0))
+    assert err.value.where == "BenchConfig(workers=...)"
+    with pytest.raises(OptionError, match="time_limit_s must be greater than 0"):
+        run_suite("solver", tmp_path / "out", BenchConfig(time_limit_s=-2.0))
+    assert not (tmp_path / "out").exists()
+
+
+def test_option_ranges_accept_their_boundaries_and_absent_values() -> None:
+    check_options("f", time_limit=1e-3, workers=1, samples=1, max_cycles=1, min_utilization=1.0)
+    check_options("f", workers=np.int64(2), time_limit=np.float32(0.5), max_cycles=None)
 
 
 def test_truncated_models_are_refused_at_every_cut(
