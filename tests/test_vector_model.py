@@ -102,9 +102,7 @@ def _floors_below_exact(space: MapSpace, floored: Batch, exact: Batch, fits: np.
         for orders in space.order_combos():
             # Any orders of the free levels give the same floor: take the tail's first.
             outer, rest = floored.floor(tails[orders[free:]], free)
-            exact_outer, exact_rest, _, _ = exact._energy(
-                lambda t, level, o=orders, b=exact: b.fills(t, level, o)
-            )
+            exact_outer, exact_rest, _, _ = exact._energy(exact.blocks(orders))
             assert np.all(outer[fits] <= exact_outer[fits] * (1 + 1e-12)), (free, orders)
             assert np.all(rest[fits] <= exact_rest[fits] * (1 + 1e-12)), (free, orders)
             tight += int(np.sum(np.isclose(outer + rest, exact_outer + exact_rest)[fits]))
