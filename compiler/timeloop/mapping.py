@@ -3,20 +3,22 @@
 Two forms are read:
 
 * YAML with a top-level ``mapping:`` list (``timeloop-mapper.map.yaml``, the
-  ``mapping:`` of ``parsed-processed-input.yaml``, a hand-written mapping):
-  entries ``{target, type: temporal|spatial|datatype|bypass, factors,
-  permutation, split, keep, bypass}``;
+  ``mapping:`` of ``parsed-processed-input.yaml``, a v0.4 mapping, a
+  hand-written one): entries ``{target, type:
+  temporal|spatial|dataspace|datatype|bypass, factors, permutation, split, keep,
+  bypass}``;
 * the printed loop nest ``timeloop-mapper.map.txt`` / ``timeloop-model.map.txt``.
 
 Timeloop permutations list loops innermost first; Joule's are outermost first.
 Spatial factors of a level are the fan-out below it; ``split`` sends the first
 ``split`` dims of the permutation to the X axis and the rest to Y (without a
-split: X, or for the second container level, Y, as in Timeloop's arch). Timeloop's
-zero-capacity container levels (``inter_PE_column_spatial`` / ``PE_column``,
-``inter_PE_spatial`` / ``PE``) are not Joule levels: their spatial loops become
-the spatial loops of the one fan-out of the target (below ``shared_glb`` on
-eyeriss), outer container first. Factors of 1 are dropped; Timeloop dim M is
-Joule's K.
+split: X, or for the second container below a level, Y, as in Timeloop's arch).
+Timeloop's zero-capacity container levels (``inter_PE_column_spatial`` /
+``PE_column``, ``inter_PE_spatial`` / ``PE``) are not Joule levels: their
+spatial loops are those of the fan-out below the nearest target level above
+them (below ``shared_glb`` on eyeriss), outer container first. Factors of 1 are
+dropped; Timeloop dim M is Joule's K, unless a ``joule-dims.yaml`` beside the
+file (Joule's exports) names the dims.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest, Role
 from joule.mapping import Axis, LevelLoops, Loop, Mapping
 from joule.targets.spec import Target
-from joule.timeloop.problem import joule_dim, yaml_problem
+from joule.timeloop.problem import dims_beside, joule_dim, yaml_problem
 
 _ROLES: dict[str, Role] = {"weights": "weight", "inputs": "input", "outputs": "output"}
 _FACTOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*?)\s*=?\s*(\d+)")
@@ -63,8 +65,9 @@ def load_mapping(path: str | Path, target: Target, nest: LoopNest | None = None)
         raise MappingError(
             "the Timeloop mapping is not a text file (not UTF-8)", where=str(path), hint=_FORMS
         ) from None
+    names = dims_beside(path)
     if path.suffix == ".txt" or "<< Compute >>" in text:
-        levels = _parse_map_txt(text, str(path))
+        levels = _parse_map_txt(text, str(path), names)
     else:
         try:
             data = yaml.safe_load(text)
@@ -74,17 +77,20 @@ def load_mapping(path: str | Path, target: Target, nest: LoopNest | None = None)
                 where=str(path),
                 hint=_FORMS,
             ) from None
-        levels = mapping_levels_from_yaml(data, str(path))
+        levels = mapping_levels_from_yaml(data, str(path), names)
     return to_joule(levels, target, nest, source=str(path))
 
 
-def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
-    """Per Timeloop level, outermost first, from a YAML ``mapping:`` list."""
+def mapping_levels_from_yaml(
+    data: Any, source: str, names: dict[str, str] | None = None
+) -> list[_Level]:
+    """Per Timeloop level, outermost first, from a YAML ``mapping:`` list.
+
+    ``names``: Timeloop dim -> Joule dim (default: Timeloop's M is Joule's K).
+    """
     entries = data.get("mapping") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise MappingError("no top-level 'mapping:' list", where=source, hint=_FORMS)
-    names = data.get("joule_dims")  # Timeloop dim -> Joule dim, as Joule writes mappings
-    names = {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else None
     order: list[str] = []
     levels: dict[str, _Level] = {}
     for i, entry in enumerate(entries):
@@ -102,7 +108,7 @@ def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
             order.append(name)
         lvl = levels[name]
         where = f"{source}: mapping[{i}] ({name} {kind})"
-        if kind in ("datatype", "bypass"):
+        if kind in ("dataspace", "datatype", "bypass"):
             keep = {_role(t, where) for t in _names(entry.get("keep"), "keep", where)}
             lvl.keep = keep if lvl.keep is None else lvl.keep | keep
         elif kind == "temporal":
@@ -130,7 +136,7 @@ def mapping_levels_from_yaml(data: Any, source: str) -> list[_Level]:
             raise MappingError(
                 f"unknown mapping entry type {kind!r}",
                 where=where,
-                hint="use type: temporal, spatial, datatype or bypass",
+                hint="use type: temporal, spatial, dataspace, datatype or bypass",
             )
     return _outermost_first([levels[n] for n in order])
 
@@ -143,7 +149,7 @@ def _outermost_first(levels: list[_Level]) -> list[_Level]:
     return levels
 
 
-def _parse_map_txt(text: str, source: str) -> list[_Level]:
+def _parse_map_txt(text: str, source: str, names: dict[str, str] | None) -> list[_Level]:
     levels: list[_Level] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
@@ -166,7 +172,7 @@ def _parse_map_txt(text: str, source: str) -> list[_Level]:
                 where=source,
                 hint="expected 'LEVEL [ ... ]' headers and '| for D in [0:N) (Spatial-X)' loops",
             )
-        dim, factor = joule_dim(loop.group(1)), int(loop.group(2))
+        dim, factor = joule_dim(loop.group(1), names), int(loop.group(2))
         if factor > 1:
             if loop.group(4):
                 levels[-1].spatial.append((dim, factor, loop.group(4)))  # type: ignore[arg-type]
@@ -182,10 +188,10 @@ def to_joule(
 ) -> Mapping:
     """Attach every Timeloop level's loops to the target's levels; check names and bypass."""
     by_name = {lvl.name.lower(): i for i, lvl in enumerate(target.levels)}
-    fanouts = [i for i in range(len(target.levels)) if target.fanout(i) != (1, 1)]
     temporal: list[list[Loop]] = [[] for _ in target.levels]
     spatial: list[list[Loop]] = [[] for _ in target.levels]
-    containers = 0
+    above: int | None = None  # the target level a container's fan-out hangs from
+    containers = 0  # containers seen below it
     for lvl in levels:
         default: Axis = "X"
         index = by_name.get(lvl.name.lower())
@@ -197,21 +203,26 @@ def to_joule(
                     where=source,
                     hint=f"the target's levels are {[x.name for x in target.levels]}",
                 )
-            if not lvl.spatial:
-                continue
-            if len(fanouts) != 1:
-                raise MappingError(
-                    f"cannot place the spatial loops of Timeloop container {lvl.name!r}: "
-                    f"target {target.name!r} has {len(fanouts)} fan-outs",
-                    where=source,
-                    hint="name the storage level whose fan-out the loops belong to",
-                )
-            index = fanouts[0]
             # Without a split, Timeloop's arch decides: the outer container is the
             # meshX fan-out (PE columns), the next one meshY (PEs in a column).
             default = "X" if containers == 0 else "Y"
             containers += 1
+            if not lvl.spatial:
+                continue
+            if above is None or target.fanout(above) == (1, 1):
+                below = (
+                    "above every level" if above is None else f"below {target.levels[above].name}"
+                )
+                raise MappingError(
+                    f"cannot place the spatial loops of Timeloop container {lvl.name!r}: "
+                    f"target {target.name!r} has no fan-out {below}",
+                    where=source,
+                    hint="list levels outermost first; a container's loops spread the fan-out "
+                    "below the target level above it",
+                )
+            index = above
         else:
+            above, containers = index, 0
             keeps = target.levels[index].keeps
             if lvl.keep is not None and lvl.keep != set(keeps):
                 raise MappingError(

@@ -5,7 +5,8 @@ dilations come from the instance (coefficients default as the shape says). The
 tensors keep Timeloop's projections, so the input's extent is
 ``(P-1)*stride + (R-1)*dilation + 1``: Timeloop has no padding, and neither has
 the nest read here. Files in the layer_shapes style without a ``shape:`` get
-Timeloop's standard CNN layer shape.
+Timeloop's standard CNN layer shape. Joule's own exports keep Joule's dim names
+in ``joule-dims.yaml`` beside the Timeloop files (Timeloop reads single letters).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from joule.ir.loopnest import LoopNest, Role, Tensor
 
 # Timeloop dim name -> Joule dim name.
 DIM_NAMES = {"M": "K"}
+# Beside Joule's Timeloop files: ``joule_dims: {timeloop: joule}``.
+DIMS_FILE = "joule-dims.yaml"
 # Joule's canonical loop order for convolutions.
 _CONV_ORDER = ("N", "G", "K", "C", "P", "Q", "R", "S")
 _ROLES: dict[str, Role] = {"weights": "weight", "inputs": "input", "outputs": "output"}
@@ -61,6 +64,25 @@ def joule_dim(name: str, names: dict[str, str] | None = None) -> str:
     return DIM_NAMES.get(name, name)
 
 
+def dims_beside(path: Path) -> dict[str, str] | None:
+    """The ``joule_dims`` table of the ``joule-dims.yaml`` next to ``path``, if there is one."""
+    file = path.parent / DIMS_FILE
+    if not file.is_file():
+        return None
+    hint = "joule-dims.yaml holds joule_dims: {TIMELOOP_DIM: JOULE_DIM, ...}"
+    try:
+        data = yaml.safe_load(file.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        why = " ".join(str(exc).split())
+        raise IRParseError(
+            f"cannot read Joule's dim names: {why}", where=str(file), hint=hint
+        ) from None
+    names = data.get("joule_dims") if isinstance(data, dict) else None
+    if not isinstance(names, dict):
+        raise IRParseError("no 'joule_dims:' mapping", where=str(file), hint=hint)
+    return {str(k): str(v) for k, v in names.items()}
+
+
 def load_problem(path: str | Path, *, name: str | None = None) -> LoopNest:
     """The loop nest of the Timeloop problem in ``path``."""
     path = Path(path)
@@ -82,7 +104,8 @@ def load_problem(path: str | Path, *, name: str | None = None) -> LoopNest:
             where=str(path),
             hint=_PROBLEM_HINT,
         ) from None
-    return problem_from_dict(data, source=str(path), name=name or _stem(path))
+    names = dims_beside(path)
+    return problem_from_dict(data, source=str(path), name=name or _stem(path), names=names)
 
 
 def yaml_problem(err: yaml.YAMLError) -> str:
@@ -92,8 +115,17 @@ def yaml_problem(err: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 1})" if mark is not None else problem
 
 
-def problem_from_dict(data: Any, *, source: str = "problem", name: str = "layer") -> LoopNest:
-    """Build the LoopNest from parsed YAML holding a ``problem:`` key."""
+def problem_from_dict(
+    data: Any,
+    *,
+    source: str = "problem",
+    name: str = "layer",
+    names: dict[str, str] | None = None,
+) -> LoopNest:
+    """Build the LoopNest from parsed YAML holding a ``problem:`` key.
+
+    ``names``: Timeloop dim -> Joule dim (default: Timeloop's M is Joule's K).
+    """
     if not isinstance(data, dict) or not isinstance(data.get("problem"), dict):
         raise IRParseError(
             "no top-level 'problem:' mapping",
@@ -102,7 +134,7 @@ def problem_from_dict(data: Any, *, source: str = "problem", name: str = "layer"
         )
     problem = data["problem"]
     try:
-        return _build(problem, source, name, data.get("joule_dims"))
+        return _build(problem, source, name, names)
     except JouleError as err:
         if err.where:
             raise

@@ -1,26 +1,29 @@
-"""``--emit timeloop``: each layer's problem, architecture and mapping in Timeloop v0.4 YAML.
+"""``--emit timeloop``: each layer's problem, architecture and mapping for Timeloop.
 
-So that ``timeloop-model problem.yaml arch.yaml mapping.yaml`` can score Joule's
-mapping with the tool everyone trusts. Format: Timeloop v0.4 (timeloopfe,
-``version: 0.4``, ``!Container`` / ``!Component`` architecture nodes), as in
-the Timeloop/Accelergy exercises. No TVM here.
+So that Timeloop, the tool everyone trusts, can score Joule's mapping.
+``problem.yaml``, ``arch.yaml``, ``mapping.yaml``: the v0.4 front-end format
+(``version: 0.4``, ``!Container`` / ``!Component`` nodes) for timeloopfe, as
+in the Timeloop/Accelergy exercises. The C++ tools refuse it.
 
 Conventions (those of ``compiler/timeloop``, which reads the files back):
 
 * dims are single letters (Timeloop's factor parser reads ``[A-Za-z]+``): a
   convolution's K is Timeloop's M; a multi-letter dim (B0, K1) gets a free
-  letter. Each file records the renaming as ``joule_dims: {timeloop: joule}``;
+  letter. ``joule-dims.yaml`` beside the files records the renaming
+  (``joule_dims: {timeloop: joule}``), as timeloopfe rejects unknown keys;
 * a coefficient c != 1 of dim D in a projection is a shape coefficient
   ``D<c>`` (e.g. ``P2`` for stride 2); offsets (padding) are dropped, as
   Timeloop has no padding;
-* levels are the target's, outermost first; a fan-out below a level becomes two
-  containers, ``PE_column`` (meshX, ``split`` = all dims) and ``PE`` (meshY,
-  ``split: 0``), as in eyeriss_like; permutations list loops innermost first
-  and name every dim (factor-1 dims outermost);
-* energies: an ``ERT`` in arch.yaml gives every level's per-word read, write
-  and update energy and the MAC's (pJ per action; each component's ``width``
-  equals its ``datawidth``, so one action moves one word) — timeloop-model uses
-  a given ERT instead of calling Accelergy.
+* levels are the target's, outermost first; a fan-out below a level becomes
+  containers, one per axis wider than 1: ``PE_column`` (meshX, ``split`` = all
+  dims) and ``PE`` (meshY, ``split: 0``), as in eyeriss_like (with several
+  fan-outs, ``<inner level>_column`` and ``<inner level>_row``). timeloopfe
+  turns each into a dummy storage level ``inter_<container>_spatial``;
+  permutations list loops innermost first and name every dim (factor-1 dims
+  outermost);
+* energies: the ERT gives every level's per-word read, write and update energy
+  and the MAC's (pJ per action; each component's ``width`` equals its
+  ``datawidth``, so one action moves one word; leakage 0).
 """
 
 from __future__ import annotations
@@ -32,14 +35,16 @@ from typing import Any
 
 import yaml
 from joule.ir.loopnest import LoopNest
-from joule.mapping import Mapping
+from joule.mapping import Axis, Loop, Mapping
 from joule.report.files import write_atomic
 from joule.schedule import Schedule
-from joule.targets.spec import Target
+from joule.targets.spec import StorageLevel, Target
+from joule.timeloop.problem import DIMS_FILE
 
 VERSION = 0.4
 _SPACES = {"weight": "Weights", "input": "Inputs", "output": "Outputs"}
 _HEADER = "# Timeloop v0.4 format, written by Joule ({what}). Dims (Timeloop=Joule): {dims}.\n"
+_DIMS_HEADER = "# Joule's names of the Timeloop dims in this folder (Timeloop: Joule), for Joule.\n"
 
 
 class _Tagged(dict):
@@ -85,6 +90,11 @@ def timeloop_names(nest: LoopNest) -> dict[str, str]:
     return out
 
 
+def dims_yaml(nest: LoopNest) -> dict[str, Any]:
+    """``joule-dims.yaml``: Timeloop dim -> Joule dim, for Joule's readers."""
+    return {"joule_dims": {t: j for j, t in timeloop_names(nest).items()}}
+
+
 def problem_yaml(nest: LoopNest) -> dict[str, Any]:
     names = timeloop_names(nest)
     coefficients: dict[str, int] = {}
@@ -102,10 +112,9 @@ def problem_yaml(nest: LoopNest) -> dict[str, Any]:
                     coefficients[coef] = c
                     terms.append([names[d], coef])
             projection.append(terms)
-        space: dict[str, Any] = {"name": _SPACES[role], "projection": projection}
-        if role == "output":
-            space["read_write"] = True
-        spaces.append(space)
+        spaces.append(
+            {"name": _SPACES[role], "projection": projection, "read_write": role == "output"}
+        )
     instance: dict[str, int] = {names[d]: e for d, e in nest.dims}
     instance.update(coefficients)
     return {
@@ -118,106 +127,128 @@ def problem_yaml(nest: LoopNest) -> dict[str, Any]:
                 "data_spaces": spaces,
             },
             "instance": instance,
-        },
-        "joule_dims": {t: j for j, t in names.items()},
+        }
     }
 
 
-def _fanouts(target: Target) -> dict[int, tuple[int, int]]:
-    return {i: target.fanout(i) for i in range(len(target.levels)) if target.fanout(i) != (1, 1)}
+def _containers(target: Target) -> dict[int, list[tuple[str, Axis, int]]]:
+    """Per level with a fan-out below it, its containers: (name, axis, width), X first."""
+    fanouts = {i: target.fanout(i) for i in range(len(target.levels))}
+    fanouts = {i: xy for i, xy in fanouts.items() if xy != (1, 1)}
+    out: dict[int, list[tuple[str, Axis, int]]] = {}
+    for i, (x, y) in fanouts.items():
+        inner = target.levels[i + 1].name
+        names = ("PE_column", "PE") if len(fanouts) == 1 else (f"{inner}_column", f"{inner}_row")
+        out[i] = [(n, a, w) for n, a, w in zip(names, ("X", "Y"), (x, y), strict=True) if w > 1]
+    return out
 
 
-def arch_yaml(target: Target) -> dict[str, Any]:
-    fanouts = _fanouts(target)
-    nodes: list[Any] = [_Container(name="system")]
-    ert = []
-    instances_above = 1
-    for i, lvl in enumerate(target.levels):
-        bits = lvl.word_bits or target.word_bits
-        attributes: dict[str, Any] = {"datawidth": bits, "width": bits}
-        if lvl.capacity_words is not None:
-            attributes["depth"] = lvl.capacity_words
-        elif lvl.capacity_per_tensor:
-            attributes["depth"] = sum(words for _role, words in lvl.capacity_per_tensor)
-        if lvl.bandwidth_words_per_cycle is not None:
-            attributes["read_bandwidth"] = lvl.bandwidth_words_per_cycle
-            attributes["write_bandwidth"] = lvl.bandwidth_words_per_cycle
-        keep = [_SPACES[r] for r in ("weight", "input", "output") if r in lvl.keeps]
-        bypass = [_SPACES[r] for r in ("weight", "input", "output") if r not in lvl.keeps]
-        node = _Component(
-            name=lvl.name,
-            **{"class": "DRAM" if i == 0 else "storage"},
-            attributes=attributes,
-            constraints={"dataspace": {"keep": keep, "bypass": bypass}},
-        )
-        nodes.append(node)
-        ert.append(
-            {
-                "name": f"system.{lvl.name}[1..{lvl.instances}]",
-                "actions": [
-                    {"name": "read", "energy": lvl.read_pj},
-                    {"name": "write", "energy": lvl.write_pj},
-                    {"name": "update", "energy": lvl.update_pj},
-                ],
-            }
-        )
-        if len(fanouts) > 1 and lvl.instances > 1:
-            node["spatial"] = {"meshX": lvl.mesh_x, "meshY": lvl.mesh_y}
-        if i in fanouts and len(fanouts) == 1:
-            x, y = fanouts[i]
-            nodes.append(_Container(name="PE_column", spatial={"meshX": x}))
-            nodes.append(_Container(name="PE", spatial={"meshY": y}))
-        instances_above = lvl.instances
-    nodes.append(
-        _Component(
-            name="mac",
-            **{"class": "intmac"},
-            attributes={"datawidth": target.word_bits},
-        )
-    )
-    ert.append(
+def _spaces(lvl: StorageLevel) -> tuple[list[str], list[str]]:
+    """(kept, bypassed) data spaces of a level, in the problem's order."""
+    keep = [_SPACES[r] for r in ("weight", "input", "output") if r in lvl.keeps]
+    bypass = [_SPACES[r] for r in ("weight", "input", "output") if r not in lvl.keeps]
+    return keep, bypass
+
+
+def _attributes(lvl: StorageLevel, target: Target) -> dict[str, Any]:
+    bits = lvl.word_bits or target.word_bits
+    attributes: dict[str, Any] = {"datawidth": bits, "width": bits}
+    if lvl.capacity_words is not None:
+        attributes["depth"] = lvl.capacity_words
+    elif lvl.capacity_per_tensor:
+        attributes["depth"] = sum(words for _role, words in lvl.capacity_per_tensor)
+    if lvl.bandwidth_words_per_cycle is not None:
+        attributes["read_bandwidth"] = lvl.bandwidth_words_per_cycle
+        attributes["write_bandwidth"] = lvl.bandwidth_words_per_cycle
+    return attributes
+
+
+def _ert_tables(target: Target) -> list[dict[str, Any]]:
+    """Per-action energies (pJ) of every level and the MAC, named as Accelergy names them."""
+    tables = [
         {
-            "name": f"system.mac[1..{instances_above}]",
+            "name": f"system.{lvl.name}[1..{lvl.instances}]",
+            "actions": [
+                {"name": "read", "energy": lvl.read_pj},
+                {"name": "write", "energy": lvl.write_pj},
+                {"name": "update", "energy": lvl.update_pj},
+            ],
+        }
+        for lvl in target.levels
+    ]
+    tables.append(
+        {
+            "name": f"system.mac[1..{target.levels[-1].instances}]",
             "actions": [{"name": "compute", "energy": target.mac_energy_pj}],
         }
     )
+    return tables
+
+
+def arch_yaml(target: Target) -> dict[str, Any]:
+    """The v0.4 architecture, with the ERT (every action with ``arguments``, as timeloopfe asks)."""
+    fanout = _containers(target)
+    nodes: list[Any] = [_Container(name="system")]
+    for i, lvl in enumerate(target.levels):
+        keep, bypass = _spaces(lvl)
+        nodes.append(
+            _Component(
+                name=lvl.name,
+                **{"class": "DRAM" if i == 0 else "storage"},
+                attributes=_attributes(lvl, target),
+                constraints={"dataspace": {"keep": keep, "bypass": bypass}},
+            )
+        )
+        for name, axis, width in fanout.get(i, []):
+            nodes.append(_Container(name=name, spatial={f"mesh{axis}": width}))
+    nodes.append(
+        _Component(name="mac", **{"class": "intmac"}, attributes={"datawidth": target.word_bits})
+    )
+    tables = [
+        {**table, "actions": [{**a, "arguments": {}} for a in table["actions"]]}
+        for table in _ert_tables(target)
+    ]
     return {
         "architecture": {"version": VERSION, "nodes": nodes},
-        "ERT": {"version": VERSION, "tables": ert},
+        "ERT": {"version": VERSION, "tables": tables},
         "variables": {"global_cycle_seconds": 1.0 / target.clock_hz},
     }
 
 
 def mapping_yaml(nest: LoopNest, mapping: Mapping, target: Target) -> dict[str, Any]:
+    """The v0.4 mapping: per level its data spaces and temporal loops, then its containers'."""
     names = timeloop_names(nest)
     dims = [names[d] for d, _ in nest.dims]
-    fanouts = _fanouts(target)
+    fanout = _containers(target)
     entries: list[dict[str, Any]] = []
     for i, (lvl, loops) in enumerate(zip(target.levels, mapping.levels, strict=True)):
-        keep = [_SPACES[r] for r in ("weight", "input", "output") if r in lvl.keeps]
-        bypass = [_SPACES[r] for r in ("weight", "input", "output") if r not in lvl.keeps]
-        entries.append({"target": lvl.name, "type": "datatype", "keep": keep, "bypass": bypass})
+        keep, bypass = _spaces(lvl)
+        entries.append({"target": lvl.name, "type": "dataspace", "keep": keep, "bypass": bypass})
+        factors, permutation = _loops(loops.temporal, names, dims)
         entries.append(
-            {"target": lvl.name, "type": "temporal", **_loops(loops.temporal, names, dims)}
+            {"target": lvl.name, "type": "temporal", "factors": factors, "permutation": permutation}
         )
-        if i not in fanouts:
-            continue
-        xs = [lp for lp in loops.spatial if lp.axis == "X"]
-        ys = [lp for lp in loops.spatial if lp.axis == "Y"]
-        if len(fanouts) == 1:
-            x_loops, y_loops = _loops(xs, names, dims), _loops(ys, names, dims)
+        for name, axis, _width in fanout.get(i, []):
+            factors, permutation = _loops(_on(loops.spatial, axis), names, dims)
             entries.append(
-                {"target": "PE_column", "type": "spatial", **x_loops, "split": len(dims)}
+                {
+                    "target": name,
+                    "type": "spatial",
+                    "factors": factors,
+                    "permutation": permutation,
+                    "split": len(dims) if axis == "X" else 0,
+                }
             )
-            entries.append({"target": "PE", "type": "spatial", **y_loops, "split": 0})
-        else:
-            entries.append(
-                {"target": lvl.name, "type": "spatial", **_split_loops(xs, ys, names, dims)}
-            )
-    return {"mapping": entries, "joule_dims": {t: j for j, t in names.items()}}
+    return {"mapping": entries}
 
 
-def _loops(loops: tuple, names: dict[str, str], dims: list[str]) -> dict[str, Any]:
+def _on(loops: tuple[Loop, ...], axis: Axis) -> tuple[Loop, ...]:
+    return tuple(lp for lp in loops if lp.axis == axis)
+
+
+def _loops(
+    loops: tuple[Loop, ...], names: dict[str, str], dims: list[str]
+) -> tuple[list[str], list[str]]:
     """``factors`` and ``permutation`` (innermost first, every dim) of outermost-first loops."""
     factors = {d: 1 for d in dims}
     inner_first: list[str] = []
@@ -226,30 +257,7 @@ def _loops(loops: tuple, names: dict[str, str], dims: list[str]) -> dict[str, An
         if names[lp.dim] not in inner_first:
             inner_first.append(names[lp.dim])
     permutation = inner_first + [d for d in dims if d not in inner_first]
-    return {
-        "factors": " ".join(f"{d}={factors[d]}" for d in permutation),
-        "permutation": permutation,
-    }
-
-
-def _split_loops(xs: list, ys: list, names: dict[str, str], dims: list[str]) -> dict[str, Any]:
-    """One spatial entry: X dims first in the permutation, ``split`` = how many.
-
-    A dim on both axes cannot be written this way; its factors are merged on X.
-    """
-    x = _loops(xs, names, dims)
-    x_dims = list(dict.fromkeys(names[lp.dim] for lp in reversed(xs)))
-    y = _loops(ys, names, dims)
-    factors = dict(pair.split("=") for pair in x["factors"].split())
-    for pair in y["factors"].split():
-        d, f = pair.split("=")
-        factors[d] = str(int(factors[d]) * int(f))
-    permutation = x_dims + [d for d in y["permutation"] if d not in x_dims]
-    return {
-        "factors": " ".join(f"{d}={factors[d]}" for d in permutation),
-        "permutation": permutation,
-        "split": len(x_dims),
-    }
+    return [f"{d}={factors[d]}" for d in permutation], permutation
 
 
 def layer_dir_name(name: str) -> str:
@@ -257,32 +265,36 @@ def layer_dir_name(name: str) -> str:
     return re.sub(r"[^\w.-]+", "_", name).strip("_") or "layer"
 
 
-def dump(data: dict[str, Any], what: str) -> str:
-    dims = ", ".join(f"{t}={j}" for t, j in data.get("joule_dims", {}).items()) or "-"
+def dump(data: dict[str, Any], what: str, nest: LoopNest | None = None) -> str:
+    """v0.4 YAML with a header naming the dims (Timeloop=Joule) when ``nest`` is given."""
+    names = timeloop_names(nest) if nest is not None else {}
+    dims = ", ".join(f"{t}={j}" for j, t in names.items()) or "-"
     head = _HEADER.format(what=what, dims=dims)
     return head + yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
 
 
 def emit_timeloop(schedule: Schedule, out_dir: str | Path, target: Target) -> list[Path]:
-    """DIR/timeloop/<layer>/{problem,arch,mapping}.yaml for every layer; the layer dirs."""
+    """DIR/timeloop/<layer>/{problem,arch,mapping,joule-dims}.yaml for every layer; the dirs."""
     root = Path(out_dir) / "timeloop"
     arch = dump(arch_yaml(target), f"architecture of target {target.name}")
     dirs = []
     used: set[str] = set()
     for layer in schedule.layers:
-        name = layer_dir_name(layer.nest.name)
+        nest, name = layer.nest, layer_dir_name(layer.nest.name)
         while name in used:
             name += "_"
         used.add(name)
         directory = root / name
         directory.mkdir(parents=True, exist_ok=True)
-        write_atomic(
-            directory / "problem.yaml", dump(problem_yaml(layer.nest), f"layer {layer.nest.name}")
-        )
-        write_atomic(directory / "arch.yaml", arch)
-        text = dump(
-            mapping_yaml(layer.nest, layer.mapping, target), f"mapping of {layer.nest.name}"
-        )
-        write_atomic(directory / "mapping.yaml", text)
+        files = {
+            "problem.yaml": dump(problem_yaml(nest), f"layer {nest.name}", nest),
+            "arch.yaml": arch,
+            "mapping.yaml": dump(
+                mapping_yaml(nest, layer.mapping, target), f"mapping of {nest.name}", nest
+            ),
+            DIMS_FILE: _DIMS_HEADER + yaml.safe_dump(dims_yaml(nest), sort_keys=False),
+        }
+        for file, text in files.items():
+            write_atomic(directory / file, text)
         dirs.append(directory)
     return dirs
