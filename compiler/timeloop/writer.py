@@ -1,11 +1,17 @@
 """``--emit timeloop``: each layer's problem, architecture and mapping for Timeloop.
 
-So that Timeloop, the tool everyone trusts, can score Joule's mapping.
-``problem.yaml``, ``arch.yaml``, ``mapping.yaml``: the v0.4 front-end format
-(``version: 0.4``, ``!Container`` / ``!Component`` nodes) for timeloopfe, as
-in the Timeloop/Accelergy exercises. The C++ tools refuse it.
+So that Timeloop, the tool everyone trusts, can score Joule's mapping. Per layer
+two forms are written:
 
-Conventions (those of ``compiler/timeloop``, which reads the files back):
+* ``timeloop-model.yaml`` + ``ERT.yaml``: Timeloop's processed flat format, the
+  one the C++ ``timeloop-model`` reads (``timeloop-model timeloop-model.yaml
+  ERT.yaml``), exactly as timeloopfe 0.4 dumps the v0.4 files below
+  (``parsed-processed-input.yaml``); the ERT makes an Accelergy call unnecessary;
+* ``problem.yaml``, ``arch.yaml``, ``mapping.yaml``: the v0.4 front-end format
+  (``version: 0.4``, ``!Container`` / ``!Component`` nodes) for timeloopfe, as
+  in the Timeloop/Accelergy exercises. The C++ tools refuse it.
+
+Conventions (those of ``compiler/timeloop``, which reads both forms back):
 
 * dims are single letters (Timeloop's factor parser reads ``[A-Za-z]+``): a
   convolution's K is Timeloop's M; a multi-letter dim (B0, K1) gets a free
@@ -17,8 +23,8 @@ Conventions (those of ``compiler/timeloop``, which reads the files back):
 * levels are the target's, outermost first; a fan-out below a level becomes
   containers, one per axis wider than 1: ``PE_column`` (meshX, ``split`` = all
   dims) and ``PE`` (meshY, ``split: 0``), as in eyeriss_like (with several
-  fan-outs, ``<inner level>_column`` and ``<inner level>_row``). timeloopfe
-  turns each into a dummy storage level ``inter_<container>_spatial``;
+  fan-outs, ``<inner level>_column`` and ``<inner level>_row``). The processed
+  format turns each into a dummy storage level ``inter_<container>_spatial``;
   permutations list loops innermost first and name every dim (factor-1 dims
   outermost);
 * energies: the ERT gives every level's per-word read, write and update energy
@@ -44,7 +50,21 @@ from joule.timeloop.problem import DIMS_FILE
 VERSION = 0.4
 _SPACES = {"weight": "Weights", "input": "Inputs", "output": "Outputs"}
 _HEADER = "# Timeloop v0.4 format, written by Joule ({what}). Dims (Timeloop=Joule): {dims}.\n"
+_FLAT_HEADER = (
+    "# Timeloop's processed input format, written by Joule ({what}).\n"
+    "# Run: timeloop-model timeloop-model.yaml ERT.yaml\n"
+)
 _DIMS_HEADER = "# Joule's names of the Timeloop dims in this folder (Timeloop: Joule), for Joule.\n"
+# Defaults timeloopfe 0.4 gives every storage level of the processed format.
+_STORAGE_DEFAULTS: dict[str, Any] = {
+    "has_power_gating": False,
+    "n_banks": 2,
+    "cluster_size": 1,
+    "reduction_supported": True,
+    "multiple_buffering": 1,
+    "min_utilization": 0,
+    "allow_overbooking": False,
+}
 
 
 class _Tagged(dict):
@@ -185,6 +205,11 @@ def _ert_tables(target: Target) -> list[dict[str, Any]]:
     return tables
 
 
+def ert_yaml(target: Target) -> dict[str, Any]:
+    """``ERT.yaml`` for ``timeloop-model``: the target's energies instead of Accelergy's."""
+    return {"ERT": {"version": VERSION, "tables": _ert_tables(target)}}
+
+
 def arch_yaml(target: Target) -> dict[str, Any]:
     """The v0.4 architecture, with the ERT (every action with ``arguments``, as timeloopfe asks)."""
     fanout = _containers(target)
@@ -242,6 +267,81 @@ def mapping_yaml(nest: LoopNest, mapping: Mapping, target: Target) -> dict[str, 
     return {"mapping": entries}
 
 
+def model_yaml(nest: LoopNest, mapping: Mapping, target: Target) -> dict[str, Any]:
+    """``timeloop-model.yaml``: what timeloopfe 0.4 dumps from the v0.4 files, for the C++ tools.
+
+    The keys timeloop-model reads (architecture, problem, mapping) and the marker
+    that makes timeloopfe's ``tl model`` pass the file on unprocessed.
+    """
+    names = timeloop_names(nest)
+    dims = [names[d] for d, _ in nest.dims]
+    fanout = _containers(target)
+    local: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    mesh = {"X": 1, "Y": 1}
+    for i, (lvl, loops) in enumerate(zip(target.levels, mapping.levels, strict=True)):
+        attributes = {**_attributes(lvl, target), **_STORAGE_DEFAULTS}
+        kind = "DRAM" if i == 0 else "storage"
+        local.append(
+            _flat_node(lvl.name, kind, attributes, mesh, ["leak", "read", "write", "update"])
+        )
+        keep, bypass = _spaces(lvl)
+        bypass_entry = {"keep": keep, "bypass": bypass, "type": "bypass", "target": lvl.name}
+        entries.append({k: v for k, v in bypass_entry.items() if v})
+        entries.append(
+            {"target": lvl.name, "type": "temporal", **_flat(loops.temporal, names, dims)}
+        )
+        for name, axis, width in fanout.get(i, []):
+            dummy = f"inter_{name}_spatial"
+            attributes = {"width": 1, "depth": 1, "datawidth": 1, "technology": -1}
+            local.append(_flat_node(dummy, "dummy_storage", attributes | _STORAGE_DEFAULTS, mesh))
+            split = len(dims) if axis == "X" else 0
+            spatial = _flat(_on(loops.spatial, axis), names, dims)
+            entries += [
+                {"type": "spatial", "target": dummy, **spatial, "split": split},
+                {**_flat((), names, dims), "type": "temporal", "target": dummy},
+                {"bypass": list(_SPACES.values()), "type": "bypass", "target": dummy},
+            ]
+            mesh[axis] *= width
+    mac = {"datawidth": target.word_bits, "has_power_gating": False}
+    local.append(_flat_node("mac", "intmac", mac, mesh, ["compute"]))
+    problem = problem_yaml(nest)["problem"]
+    top = {
+        "global_cycle_seconds": 1.0 / target.clock_hz,
+        "version": str(VERSION),
+        "has_power_gating": False,
+        "power_gated_at": None,
+    }
+    return {
+        "dumped_by_timeloop_front_end": True,
+        "architecture": {
+            "version": str(VERSION),
+            "subtree": [{"name": "system_top_level", "attributes": top, "local": local}],
+        },
+        "problem": {
+            **problem,
+            "version": str(VERSION),
+            "instance": {**problem["instance"], "densities": {}},
+        },
+        "mapping": entries,
+    }
+
+
+def _flat_node(
+    name: str,
+    kind: str,
+    attributes: dict[str, Any],
+    mesh: dict[str, int],
+    actions: list[str] | None = None,
+) -> dict[str, Any]:
+    """A processed-format node: ``NAME[1..instances]``, its mesh, the actions Accelergy prices."""
+    attributes = {**attributes, "meshX": mesh["X"], "meshY": mesh["Y"], "power_gated_at": None}
+    node = {"name": f"{name}[1..{mesh['X'] * mesh['Y']}]", "class": kind, "attributes": attributes}
+    if actions:
+        node["required_actions"] = actions
+    return {**node, "enabled": True}
+
+
 def _on(loops: tuple[Loop, ...], axis: Axis) -> tuple[Loop, ...]:
     return tuple(lp for lp in loops if lp.axis == axis)
 
@@ -260,6 +360,12 @@ def _loops(
     return [f"{d}={factors[d]}" for d in permutation], permutation
 
 
+def _flat(loops: tuple[Loop, ...], names: dict[str, str], dims: list[str]) -> dict[str, str]:
+    """``_loops`` as the processed format writes them: ``Q=5,N=1,...`` and ``QN...``."""
+    factors, permutation = _loops(loops, names, dims)
+    return {"factors": ",".join(factors), "permutation": "".join(permutation)}
+
+
 def layer_dir_name(name: str) -> str:
     """A directory name for a layer (ONNX names hold slashes)."""
     return re.sub(r"[^\w.-]+", "_", name).strip("_") or "layer"
@@ -273,10 +379,17 @@ def dump(data: dict[str, Any], what: str, nest: LoopNest | None = None) -> str:
     return head + yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None)
 
 
+def dump_flat(data: dict[str, Any], what: str) -> str:
+    """Processed-format YAML, block style as timeloopfe writes it."""
+    head = _FLAT_HEADER.format(what=what)
+    return head + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
 def emit_timeloop(schedule: Schedule, out_dir: str | Path, target: Target) -> list[Path]:
-    """DIR/timeloop/<layer>/{problem,arch,mapping,joule-dims}.yaml for every layer; the dirs."""
+    """DIR/timeloop/<layer>/ with both forms and joule-dims.yaml for every layer; the dirs."""
     root = Path(out_dir) / "timeloop"
     arch = dump(arch_yaml(target), f"architecture of target {target.name}")
+    ert = dump_flat(ert_yaml(target), f"energies of target {target.name}")
     dirs = []
     used: set[str] = set()
     for layer in schedule.layers:
@@ -293,6 +406,10 @@ def emit_timeloop(schedule: Schedule, out_dir: str | Path, target: Target) -> li
                 mapping_yaml(nest, layer.mapping, target), f"mapping of {nest.name}", nest
             ),
             DIMS_FILE: _DIMS_HEADER + yaml.safe_dump(dims_yaml(nest), sort_keys=False),
+            "timeloop-model.yaml": dump_flat(
+                model_yaml(nest, layer.mapping, target), f"{nest.name} on {target.name}"
+            ),
+            "ERT.yaml": ert,
         }
         for file, text in files.items():
             write_atomic(directory / file, text)
