@@ -57,5 +57,8 @@ def test_cli_emit_tvm_and_timeloop_on_a_transformer_block(
             "problem.yaml",
             "arch.yaml",
             "mapping.yaml",
+            "joule-dims.yaml",
+            "timeloop-model.yaml",
+            "ERT.yaml",
         }
     assert "verification passed" in capsys.readouterr().out
