@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import math
 
+from joule.cost.identity_memo import by_identity
 from joule.cost.nest import FlatNest, axis_terms, box_extents, fills_per_instance, flatten
 from joule.cost.result import AccessCounts, CostResult
-from joule.cost.terms import cost_terms
+from joule.cost.terms import cost_terms, keepers_of
 from joule.cost.validate import check_structure, check_tiles
 from joule.ir.loopnest import LoopNest, Tensor
 from joule.mapping import Mapping
@@ -27,6 +28,9 @@ def evaluate(nest: LoopNest, target: Target, mapping: Mapping) -> CostResult:
     return score(nest, target, flatten(mapping, tuple(lvl.name for lvl in target.levels)))
 
 
+_COLUMN = {"read": 0, "fill": 1, "update": 2, "network": 3}
+
+
 def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) -> CostResult:
     """Counts, energy and cycles of a flattened mapping (whose structure is valid).
 
@@ -37,27 +41,24 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
     blocks = ScalarBlocks(nest, flat, terms.keepers, target)
     if check:
         check_tiles(nest, target, blocks.tiles)
-    counts: dict[int, dict[str, dict[str, int]]] = {i: {} for i in range(len(target.levels))}
-    per_role_pj: dict[int, dict[str, float]] = {i: {} for i in range(len(target.levels))}
+    # Per level and role: reads, fills, updates, network words (None: no network term), pJ.
+    rows: list[dict[str, list]] = [{} for _ in target.levels]
     for term, count in terms.evaluate(blocks):
-        role = term.tensor.role
-        counts[term.level].setdefault(role, {})[term.kind] = count
-        per_role_pj[term.level][role] = per_role_pj[term.level].get(role, 0.0) + (
-            count * term.energy_pj
-        )
+        row = rows[term.level].get(term.tensor.role)
+        if row is None:
+            row = rows[term.level][term.tensor.role] = [0, 0, 0, None, 0.0]
+        row[_COLUMN[term.kind]] = count
+        row[4] += count * term.energy_pj
     accesses: dict[str, dict[str, AccessCounts]] = {}
     network: dict[str, dict[str, int]] = {}
     breakdown: dict[str, dict[str, float]] = {}
     energy = 0.0
-    for i, lvl in enumerate(target.levels):
-        accesses[lvl.name] = {
-            role: AccessCounts(c.get("read", 0), c.get("fill", 0), c.get("update", 0))
-            for role, c in counts[i].items()
-        }
-        network[lvl.name] = {role: c["network"] for role, c in counts[i].items() if "network" in c}
-        breakdown[lvl.name] = per_role_pj[i]
-        for pj in per_role_pj[i].values():
-            energy += pj
+    for lvl, by_role in zip(target.levels, rows, strict=True):
+        accesses[lvl.name] = {role: AccessCounts(r[0], r[1], r[2]) for role, r in by_role.items()}
+        network[lvl.name] = {role: r[3] for role, r in by_role.items() if r[3] is not None}
+        breakdown[lvl.name] = {role: r[4] for role, r in by_role.items()}
+        for r in by_role.values():
+            energy += r[4]
     mac_energy = macs * target.mac_energy_pj
     energy += mac_energy
 
@@ -115,12 +116,13 @@ class ScalarBlocks:
 
     def fills(self, tensor: Tensor, level: int) -> int:
         key = (tensor.role, level)
-        if key not in self._fills:
+        hit = self._fills.get(key)
+        if hit is None:
             per_instance = fills_per_instance(
                 axis_terms(tensor), self.extents[(level, tensor.role)], self.flat.outer[level]
             )
-            self._fills[key] = per_instance * self.flat.instances_above(level)
-        return self._fills[key]
+            hit = self._fills[key] = per_instance * self.flat.instances_above(level)
+        return hit
 
     def first(self, tensor: Tensor, level: int) -> int:
         """Every loop counts but the spatial ones above the level (they pick the
@@ -139,7 +141,9 @@ class ScalarBlocks:
     def shared(self, tensor: Tensor, outer: int, inner: int) -> int:
         relevant = tensor.relevant_dims
         return math.prod(
-            lp.factor for lp in self.flat.spatial_between(outer, inner) if lp.dim not in relevant
+            lp.factor
+            for lp in self.flat.loops
+            if lp.spatial and outer <= lp.level < inner and lp.dim not in relevant
         )
 
     def minus(self, a: int, b: int) -> int:
@@ -153,24 +157,10 @@ class ScalarBlocks:
 
 
 ENUMERATE_LIMIT = 2**20
-_BOUNDS: dict[tuple[int, int], tuple[LoopNest, Target, float]] = {}
 
 
+@by_identity(maxsize=4096)
 def lower_bound_pj(nest: LoopNest, target: Target) -> float:
-    """The compulsory bound, memoised by object identity (hashing a nest costs more than
-    scoring a mapping; searches score thousands of mappings of one nest)."""
-    key = (id(nest), id(target))
-    hit = _BOUNDS.get(key)
-    if hit is not None and hit[0] is nest and hit[1] is target:
-        return hit[2]
-    if len(_BOUNDS) > 4096:
-        _BOUNDS.clear()
-    value = _lower_bound_pj(nest, target)
-    _BOUNDS[key] = (nest, target, value)
-    return value
-
-
-def _lower_bound_pj(nest: LoopNest, target: Target) -> float:
     """Compulsory energy: what every mapping pays, whatever its tiling and order.
 
     Every distinct word of a tensor passes through every level that keeps it:
@@ -185,7 +175,7 @@ def _lower_bound_pj(nest: LoopNest, target: Target) -> float:
     macs = nest.macs
     energy = macs * target.mac_energy_pj
     for tensor in nest.tensors:
-        keepers = [i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps]
+        keepers = keepers_of(target)[tensor.role]
         words = distinct_words(nest, tensor)
         inner = target.levels[keepers[-1]]
         if tensor.role == "output":

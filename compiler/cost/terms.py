@@ -26,10 +26,10 @@ is tested against (tests/test_backends_agree.py).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
+from joule.cost.identity_memo import by_identity
 from joule.errors import TargetError
 from joule.ir.loopnest import LoopNest, Tensor
 from joule.targets.spec import Target
@@ -128,7 +128,8 @@ class Term:
 @dataclass(frozen=True)
 class CostTerms:
     """Every access term of one layer on one target, tensor by tensor, outermost keeper
-    first, then read, fill, update, network; plus what cycles need."""
+    first, then read, fill, update, network. Reads load a level's read port, fills and
+    updates its write port; each backend's cycles take the busier one."""
 
     nest: LoopNest
     target: Target
@@ -138,15 +139,6 @@ class CostTerms:
     def evaluate(self, blocks: Blocks[V]) -> list[tuple[Term, V]]:
         """Each term with its count in the backend's representation."""
         return [(term, term.count.value(blocks, term.tensor)) for term in self.terms]
-
-    def ports(self, level: int) -> tuple[list[int], list[int]]:
-        """Indices of the terms on the level's read port and on its write port (cycles:
-        ``max(reads, writes) / (instances x bandwidth)``, ports separate as in Timeloop)."""
-        reads = [k for k, t in enumerate(self.terms) if t.level == level and t.kind == "read"]
-        writes = [
-            k for k, t in enumerate(self.terms) if t.level == level and t.kind in ("fill", "update")
-        ]
-        return reads, writes
 
 
 def networks_support(target: Target, outer: int, inner: int, feature: str) -> bool:
@@ -174,31 +166,10 @@ def keepers_of(target: Target) -> dict[str, tuple[int, ...]]:
     return keepers
 
 
+@by_identity(maxsize=512)
 def cost_terms(nest: LoopNest, target: Target) -> CostTerms:
-    """The access terms of ``nest`` on ``target`` (memoised by identity: every search
-    asks for them once per layer, the model once per scored mapping)."""
-    return _cost_terms(_Key(nest), _Key(target))
-
-
-class _Key:
-    """Identity-keyed wrapper: nests and targets hash slowly and are never mutated."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: object) -> None:
-        self.obj = obj
-
-    def __hash__(self) -> int:
-        return id(self.obj)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Key) and other.obj is self.obj
-
-
-@functools.lru_cache(maxsize=512)
-def _cost_terms(nest_key: _Key, target_key: _Key) -> CostTerms:
-    nest: LoopNest = nest_key.obj  # type: ignore[assignment]
-    target: Target = target_key.obj  # type: ignore[assignment]
+    """The access terms of ``nest`` on ``target`` (every search asks once per layer, the
+    model once per scored mapping)."""
     keepers = keepers_of(target)
     terms: list[Term] = []
 

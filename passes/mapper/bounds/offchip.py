@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from joule.cost.model import distinct_words
+from joule.cost.terms import keepers_of
 from joule.ir.loopnest import Tensor
 from joule.passes.mapper.mapspace.space import MapSpace
 from joule.passes.mapper.proof.vector_model import within_capacity
@@ -106,7 +107,7 @@ def _stays_on_chip(
 ) -> np.ndarray:
     """Whether the words of ``tensor`` one outer iteration uses can fit in the first level
     below that keeps it (all its instances): counted low, so only a sure overflow says no."""
-    keepers = [i for i, lvl in enumerate(space.target.levels) if tensor.role in lvl.keeps]
+    keepers = keepers_of(space.target)[tensor.role]
     if len(keepers) < 2:
         return np.ones(size, dtype=bool)
     level = space.target.levels[keepers[1]]
@@ -137,7 +138,7 @@ def _tensor_energy(
 ) -> np.ndarray:
     """The outermost level's energy serving ``tensor``, at least (0 if nothing keeps it below)."""
     target = space.target
-    keepers = [i for i, lvl in enumerate(target.levels) if tensor.role in lvl.keeps]
+    keepers = keepers_of(target)[tensor.role]
     if len(keepers) < 2:
         return np.zeros_like(ones)  # read per MAC from the outermost level: in the constant
     outer = target.levels[0]

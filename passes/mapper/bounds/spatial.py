@@ -192,6 +192,7 @@ class BoundBlocks:
     def __init__(self, space: MapSpace, spatial: list[Slot]) -> None:
         self.space = space
         self.spatial = spatial
+        self._distinct: dict[str, int] = {}  # enumerates up to 2^20 indices: once per tensor
 
     def _rep(self, tensor: Tensor, level: int) -> tuple[int, ...]:
         relevant = tensor.relevant_dims
@@ -202,7 +203,9 @@ class BoundBlocks:
     def _words(self, tensor: Tensor) -> int:
         if tensor.role == "output":  # injective: the model's first writes are this product
             return math.prod(self.space.nest.extents[d] for d in tensor.relevant_dims)
-        return distinct_words(self.space.nest, tensor)
+        if tensor.role not in self._distinct:
+            self._distinct[tensor.role] = distinct_words(self.space.nest, tensor)
+        return self._distinct[tensor.role]
 
     def macs(self) -> list[_Atom]:
         return [_Atom(1, self.space.nest.macs, ())]

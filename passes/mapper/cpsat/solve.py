@@ -44,8 +44,7 @@ class Built:
     form: Formulation
     combos: list[tuple[tuple[str, ...], ...]]  # the loop-order choices, one literal each
     choose: list[cp_model.IntVar]
-    energy: cp_model.IntVar  # scaled energy of the accesses (MACs excluded)
-    cycles: Val | None  # built when the objective or a latency cap needs them
+    cap: int | None  # the latency cap the options imply
 
     def fix(self, factors: dict[str, tuple[int, ...]], orders: tuple) -> None:
         """Pin every decision variable to one point of the space."""
@@ -96,7 +95,7 @@ def build_model(space: MapSpace, options: SearchOptions) -> Built:
         edp = model.NewIntVar(0, (energy_ub // coarse + 1) * cycles.ub, "edp")
         model.AddMultiplicationEquality(edp, [e_coarse, cycles.expr])
         model.Minimize(edp)
-    return Built(form, combos, choose, objective_energy, cycles)
+    return Built(form, combos, choose, cap)
 
 
 def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
@@ -106,9 +105,8 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
         return None  # some dim cannot be factored over the slots it may use
     built = build_model(space, options)
     form, model, combos, choose = built.form, built.form.model, built.combos, built.choose
-    scale = form.scale
+    scale, cap = form.scale, built.cap
     nest, target = space.nest, space.target
-    cap = options.cycle_cap(nest.macs, target.pes)
 
     hint = warm_start(space, options)
     if hint is not None:

@@ -27,7 +27,7 @@ Orders = tuple[tuple[str, ...], ...]
 
 
 class VectorModel:
-    """Per space: which slots, keepers and network features each count uses."""
+    """Per space: the cost terms, and which slot column each factor sits in."""
 
     def __init__(self, space: MapSpace) -> None:
         self.space = space
