@@ -60,6 +60,7 @@ from joule.ir.text import (
     NAME,
     STRING,
     block_end,
+    match_line,
     numbered_lines,
     parse_loopnest_lines,
     print_loopnest,
@@ -167,14 +168,8 @@ def parse_module(text: str, network: Network, target: Target) -> MappingModule:
     lines = numbered_lines(text)
     if not lines:
         raise IRParseError("no module in the text", hint='start with: module "MODEL" target "T" {')
-    lineno, head = lines[0]
-    match = _MODULE.match(head)
-    if not match:
-        raise IRParseError(
-            f"cannot read module header {head!r}",
-            where=f"line {lineno}",
-            hint='write: module "MODEL" target "TARGET" {',
-        )
+    lineno = lines[0][0]
+    match = match_line(_MODULE, lines[0], "module header", 'write: module "MODEL" target "T" {')
     model, target_name = (json.loads(g) for g in match.groups())
     for what, got, want in (("model", model, network.model), ("target", target_name, target.name)):
         if got != want:
@@ -238,11 +233,7 @@ def _layers(lines: _Lines, levels: Sequence[str]) -> list[_Layer]:
             )
         layer = layers[-1]
         if keyword == "note":
-            note = _NOTE.match(line)
-            if not note:
-                raise IRParseError(
-                    f"cannot read {line!r}", where=f"line {lineno}", hint='write: note "TEXT"'
-                )
+            note = match_line(_NOTE, (lineno, line), "note", 'write: note "TEXT"')
             layer.notes.append(json.loads(note.group(1)))
             continue
         field = _LAYER_FIELDS[keyword]
@@ -268,24 +259,15 @@ def _layers(lines: _Lines, levels: Sequence[str]) -> list[_Layer]:
 
 
 def _mapspace(lines: _Lines, levels: Sequence[str]) -> SpaceConstraints:
-    lineno, head = lines[0]
-    match = _MAPSPACE.match(head)
-    if not match:
-        raise IRParseError(
-            f"cannot read mapspace header {head!r}",
-            where=f"line {lineno}",
-            hint="write: mapspace dataflow NAME {",
-        )
+    match = match_line(_MAPSPACE, lines[0], "mapspace header", "write: mapspace dataflow NAME {")
     rows = []
     for lineno, line in lines[1:-1]:
-        row = _SPACE_LEVEL.match(line)
-        if not row:
-            raise IRParseError(
-                f"cannot read mapspace level {line!r}",
-                where=f"line {lineno}",
-                hint="write: level NAME: temporal {D, ...} spatial_x {...} spatial_y {...} "
-                "[order (D, ...)]",
-            )
+        row = match_line(
+            _SPACE_LEVEL,
+            (lineno, line),
+            "mapspace level",
+            "write: level NAME: temporal {D, ...} spatial_x {...} spatial_y {...} [order (D, ...)]",
+        )
         name, temporal, xs, ys, order = row.groups()
         dims = [_dims(lineno, text) for text in (temporal, xs, ys)]
         fixed = None if order is None else tuple(_dims(lineno, order))
@@ -324,13 +306,12 @@ def _mapping(lines: _Lines) -> Mapping:
         )
     levels = []
     for lineno, line in lines[1:-1]:
-        match = _MAP_LEVEL.match(line)
-        if not match:
-            raise IRParseError(
-                f"cannot read mapping level {line!r}",
-                where=f"line {lineno}",
-                hint="write: level NAME: for D in F, ..., parallel-for D in F on X|Y, ...",
-            )
+        match = match_line(
+            _MAP_LEVEL,
+            (lineno, line),
+            "mapping level",
+            "write: level NAME: for D in F, ..., parallel-for D in F on X|Y, ...",
+        )
         temporal: list[Loop] = []
         spatial: list[Loop] = []
         body = match.group(2).strip()

@@ -53,6 +53,17 @@ def numbered_lines(text: str) -> list[tuple[int, str]]:
     return [(i, ln) for i, ln in lines if ln and not ln.startswith("//")]
 
 
+def match_line(
+    pattern: re.Pattern[str], numbered: tuple[int, str], what: str, hint: str
+) -> re.Match[str]:
+    """``pattern`` matched against one numbered line, or an IRParseError naming the line."""
+    lineno, line = numbered
+    match = pattern.match(line)
+    if not match:
+        raise IRParseError(f"cannot read {what} {line!r}", where=f"line {lineno}", hint=hint)
+    return match
+
+
 def block_end(lines: list[tuple[int, str]], start: int, what: str) -> int:
     """Index of the line ``}`` that closes the block opened at ``lines[start]``."""
     end = next((k for k in range(start, len(lines)) if lines[k][1] == "}"), None)
@@ -119,14 +130,12 @@ def parse_loopnest(text: str) -> LoopNest:
 
 def parse_loopnest_lines(lines: list[tuple[int, str]]) -> LoopNest:
     """One loopnest block, header to closing brace, as :func:`numbered_lines` gives it."""
-    lineno, head = lines[0]
-    match = _HEADER.match(head)
-    if not match:
-        raise IRParseError(
-            f"cannot read loop nest header {head!r}",
-            where=f"line {lineno}",
-            hint='write: loopnest @NAME (op "Conv", onnx "node", relax "relax.nn.conv2d") {',
-        )
+    match = match_line(
+        _HEADER,
+        lines[0],
+        "loop nest header",
+        'write: loopnest @NAME (op "Conv", onnx "node", relax "relax.nn.conv2d") {',
+    )
     name, op, onnx_node, relax_op = (unquote_name(g) for g in match.groups())
     dims: list[tuple[str, int]] = []
     reduction: list[str] = []
