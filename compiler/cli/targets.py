@@ -1,12 +1,19 @@
 """``joule targets [NAME]``: list the bundled accelerator targets, or show one in full.
 
-Imports only :mod:`targets` (no TVM), so it answers instantly.
+NAME may also be a target template (targets/templates/, or a YAML file with a
+``template`` key): it is instantiated at its default parameters, or at those
+given with ``--set KEY=VALUE``, and printed with its area per component and in
+total (joule.hardware's area model).
+
+Imports only :mod:`targets` and :mod:`joule.hardware` (no TVM), so it answers instantly.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from joule.errors import TargetError
+from joule.hardware.template import DesignInstance
 from joule.targets.loader import bundled_targets, load_target
 from joule.targets.spec import StorageLevel, Target
 
@@ -15,11 +22,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "target",
         nargs="?",
-        help="a bundled target name or a path to a target YAML file: print its details",
+        help="a bundled target name or a path to a target YAML file: print its details "
+        "(a target template is instantiated and printed with its area)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a template parameter (repeatable), e.g. --set mesh_x=16",
     )
 
 
 def run(args: argparse.Namespace) -> int:
+    from joule.hardware import is_template, load_template
+
+    if args.target and is_template(args.target):
+        instance = load_template(args.target).instantiate(_parse_params(args.params))
+        print(describe(instance.target))
+        print(describe_area(instance))
+        return 0
+    if args.params:
+        raise TargetError(
+            "--set applies to target templates only",
+            where=f"target argument {args.target!r}",
+            hint="give a template (e.g. eyeriss-template) or drop --set",
+        )
     if args.target:
         print(describe(load_target(args.target)))
         return 0
@@ -29,6 +58,31 @@ def run(args: argparse.Namespace) -> int:
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)), row[3])
     return 0
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise TargetError(
+                f"--set {item!r} is not KEY=VALUE", where="--set", hint="e.g. --set mesh_x=16"
+            )
+        params[key.strip()] = value.strip()
+    return params
+
+
+def describe_area(instance: DesignInstance) -> str:
+    """The area model's table: per component, per instance and in total, and the chip total."""
+    lines = ["  area (joule.hardware area model, um^2):"]
+    width = max(len(a.component) for a in instance.area)
+    for a in instance.area:
+        lines.append(
+            f"    {a.component.ljust(width)}  {a.instances:5d} x {a.um2_each:12.1f} = "
+            f"{a.um2_total / 1e6:9.4f} mm^2  ({a.model})"
+        )
+    lines.append(f"    {'total'.ljust(width)}  {instance.area_mm2:30.4f} mm^2")
+    return "\n".join(lines)
 
 
 def _bundled() -> list[Target]:
