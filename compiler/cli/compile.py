@@ -79,8 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from joule.driver import CompileInterrupted, compile_model
-    from joule.report import write_outputs
+    from joule.lower import resolve_model
     from joule.report.files import prepare_dir
 
     check_options(
@@ -92,11 +91,27 @@ def run(args: argparse.Namespace) -> int:
         max_cycles=args.max_cycles,
         min_utilization=args.min_utilization,
     )
-    prepare_dir(Path(args.out))  # fail before any solving
+    # The model first: creating --out first would make `joule compile resnet18 --out
+    # resnet18` read the new, empty folder as the model.
+    model = resolve_model(args.model, output_dir=args.out)
+    out = Path(args.out)
+    created = [d for d in (out, *out.parents) if not d.exists()]  # deepest first
+    prepare_dir(out)  # fail before any solving
+    try:
+        return _compile(args, model)
+    except BaseException:
+        _remove_empty(created)  # no empty --out left behind by a failed compile
+        raise
+
+
+def _compile(args: argparse.Namespace, model: object) -> int:
+    from joule.driver import CompileInterrupted, compile_model
+    from joule.report import write_outputs
+
     cache = _open_cache(args)
     try:
         schedule = compile_model(
-            args.model,
+            model,
             args.target,
             objective=args.objective,
             dataflow=args.dataflow,
@@ -121,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         _report_cache(cache)
-    failed = _emit(schedule, args)
+    failed = _emit(schedule, model, args)
     out = write_outputs(schedule, args.out)
     for warning in schedule.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -135,7 +150,16 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _emit(schedule: object, args: argparse.Namespace) -> bool:
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the directories this run created for --out, deepest first, while they are empty."""
+    for directory in created:
+        try:
+            directory.rmdir()  # only ever removes an empty directory
+        except OSError:
+            return
+
+
+def _emit(schedule: object, model: object, args: argparse.Namespace) -> bool:
     """Write what ``--emit`` asks for; True when the TVM verification failed."""
     from joule.targets import load_target
 
@@ -149,7 +173,7 @@ def _emit(schedule: object, args: argparse.Namespace) -> bool:
 
         record = emit_tvm(
             schedule,  # type: ignore[arg-type]
-            args.model,
+            model,  # type: ignore[arg-type]
             args.out,
             target=args.target,
             batch=args.batch,
