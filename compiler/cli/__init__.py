@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("joule.cli.evaluate", "score one mapping of one layer on a target"),
     "compile": ("joule.cli.compile", "map every layer of a model energy-optimally"),
     "bench": ("joule.cli.bench", "run a benchmark suite: dataflows, networks, solver, peers"),
+    "sweep": ("joule.cli.sweep", "map networks on every design point of a target template"),
 }
 
 
