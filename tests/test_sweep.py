@@ -264,3 +264,29 @@ def test_bad_sweep_files_are_errors(tmp_path: Path, capsys, doc, message) -> Non
         load_sweep(path)
     assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
     assert message.split("'")[0].strip() in capsys.readouterr().err
+
+
+def test_pruning_by_bounds_keeps_the_front(sweep_file: Path, tmp_path: Path) -> None:
+    """Deep scratchpads cost more per access and more area: their compulsory energy and
+    area already lose to the shallow design, so they are skipped; the front is the same."""
+    spec = load_sweep(sweep_file)
+    grid = {"mesh_x": [2], "weights_spad_depth": [16, 512], "psum_spad_depth": [16, 256]}
+    spec = type(spec)(**{**spec.__dict__, "grid": grid, "constraints": {}})
+    full = run_sweep(spec, tmp_path / "full", workers=2)
+    pruned = run_sweep(type(spec)(**{**spec.__dict__, "prune": True}), tmp_path / "pruned")
+    assert pruned.pruned >= 1
+    assert pruned.pruned_layer_solves == 2 * pruned.pruned  # two distinct shapes per point
+    assert pruned.solved_now == 4 - pruned.pruned
+    assert pruned.front == full.front
+    by_index = {p["index"]: p for p in full.points}
+    for p in pruned.points:
+        if p["status"] == "pruned":
+            assert p["reason"].startswith("dominated by #")
+            # the bound is a bound: the full run's mapping of that point is not below it
+            assert by_index[p["index"]]["energy_pj"] >= p["bound"]["energy_pj"] * (1 - 1e-9)
+            assert not by_index[p["index"]]["pareto"]
+        else:
+            assert strip_times([p])[0]["energy_pj"] == by_index[p["index"]]["energy_pj"]
+    summary = json.loads((tmp_path / "pruned" / "points.json").read_text())["summary"]
+    assert summary["pruned"] == pruned.pruned
+    assert "no Pareto point is lost" in (tmp_path / "pruned" / "report.html").read_text()

@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(overrides the file's mapper.time_limit)",
     )
     parser.add_argument(
+        "--prune",
+        action="store_true",
+        help="skip design points whose lower bounds a finished point dominates "
+        "(same as 'prune: true' in the sweep file)",
+    )
+    parser.add_argument(
         "--ray", action="store_true", help="run the design points as Ray tasks (ray.init())"
     )
     parser.add_argument(
@@ -49,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_options("joule sweep", flags=True, workers=args.workers)
     spec = load_sweep(args.sweepfile)
+    if args.prune:
+        spec = replace(spec, prune=True)
     if args.time_limit is not None:
         check_options("joule sweep", flags=True, time_limit=args.time_limit)
         spec = replace(spec, mapper={**spec.mapper, "time_limit": args.time_limit})
@@ -64,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     rate = 60 * result.solved_now / result.wall_s if result.wall_s else 0.0
     print(
         f"sweep {spec.template}: {len(result.points)} design points, {len(ok)} mapped, "
-        f"{len(bad)} failed or infeasible, {result.reused} reused; Pareto front "
+        f"{len(bad)} failed, infeasible or pruned ({result.pruned} pruned, "
+        f"{result.pruned_layer_solves} layer solves saved), {result.reused} reused; Pareto front "
         f"{len(result.front)} points; {result.wall_s:.1f} s ({rate:.2f} points/min) -> "
         f"{result.out}/points.csv, points.json, front.json, report.html"
     )

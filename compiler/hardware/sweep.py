@@ -49,7 +49,16 @@ from joule.progress import Progress
 OBJECTIVES = ("energy", "cycles", "area", "edp")
 OBJECTIVE_KEYS = {"energy": "energy_pj", "cycles": "cycles", "area": "area_mm2", "edp": "edp"}
 CONSTRAINT_KEYS = ("area_mm2", "energy_pj", "cycles")
-SWEEP_KEYS = ("template", "parameters", "fixed", "networks", "objectives", "constraints", "mapper")
+SWEEP_KEYS = (
+    "template",
+    "parameters",
+    "fixed",
+    "networks",
+    "objectives",
+    "constraints",
+    "mapper",
+    "prune",
+)
 MAPPER_KEYS = ("time_limit", "objective", "dataflow", "mapper", "samples")
 POINTS_LOG = "points.jsonl"
 CACHE_FILE = "cache.sqlite"
@@ -70,6 +79,7 @@ class SweepSpec:
     constraints: dict[str, float]
     mapper: dict[str, Any] = field(default_factory=dict)
     source: str = ""
+    prune: bool = False  # skip points whose lower bounds a finished point dominates
 
     def points(self) -> list[dict[str, Any]]:
         """Every combination of the grid, in the file's order (last parameter fastest)."""
@@ -140,6 +150,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         constraints={k: float(v) for k, v in constraints.items()},
         mapper=dict(mapper),
         source=str(Path(path).resolve()),
+        prune=bool(data.get("prune", False)),
     )
 
 
@@ -242,6 +253,8 @@ class SweepResult:
     reused: int
     wall_s: float
     out: Path
+    pruned: int = 0  # points skipped by their bounds (spec.prune)
+    pruned_layer_solves: int = 0  # the distinct-layer solves that saved
 
 
 def run_sweep(
@@ -265,6 +278,7 @@ def run_sweep(
     done = _read_log(out / POINTS_LOG)
     records: list[dict[str, Any] | None] = []
     tasks: list[PointTask] = []
+    bounds: dict[int, dict[str, float]] = {}
     for index, params in enumerate(spec.points()):
         base = {"index": index, "params": params}
         try:
@@ -304,6 +318,13 @@ def run_sweep(
         if point_id in done:
             records.append({**base, **_outcome(done[point_id]), "reused": True})
             continue
+        if spec.prune:
+            bounds[index] = _lower_bounds(networks, instance.target, instance.area_mm2)
+            base["bound"] = bounds[index]
+            over = _over_limit(bounds[index], spec.constraints)
+            if over:
+                records.append({**base, "status": "infeasible", "networks": {}, "reason": over})
+                continue
         records.append(base)  # the outcome is filled in when the task finishes
         tasks.append(
             PointTask(
@@ -332,11 +353,26 @@ def run_sweep(
         if on_point is not None:
             on_point(rec)
 
+    def skip(task: PointTask) -> str | None:
+        """Why ``task`` cannot reach the front, judged by its bounds against finished points."""
+        if not spec.prune:
+            return None
+        rec = records[task.index]
+        assert rec is not None
+        reason = _dominated_by(bounds[task.index], records, spec)
+        if reason is None:
+            return None
+        rec.update(status="pruned", reason=reason, networks={})
+        progress.advance(rec.get("target", ""))
+        return reason
+
+    if spec.prune:  # the most promising first, so the front forms early and prunes more
+        tasks.sort(key=lambda t: (bounds[t.index]["energy_pj"], t.index))
     try:
-        if ray:
-            _run_ray(tasks, finished, ray_address)
-        else:
-            _run_pool(tasks, finished, workers)
+        backend = _RayBackend(ray_address) if ray else _PoolBackend(workers)
+        with backend:
+            capacity = backend.capacity if spec.prune else len(tasks)
+            _dispatch(tasks, backend, capacity, finished, skip)
     finally:
         log.close()
     for rec in records:
@@ -347,13 +383,16 @@ def run_sweep(
     front = pareto_front(points, spec.objectives)
     for p in points:
         p["pareto"] = p["index"] in front
+    pruned = [p for p in points if p["status"] == "pruned"]
     result = SweepResult(
         points,
         front,
-        len(pending),
+        len(pending) - len(pruned),
         sum(1 for p in points if p.get("reused")),
         time.perf_counter() - start,
         out,
+        pruned=len(pruned),
+        pruned_layer_solves=sum(bounds[p["index"]]["distinct_layers"] for p in pruned),
     )
     from joule.hardware.sweep_report import write_outputs
 
@@ -446,68 +485,179 @@ def _lower(name: str) -> Any:
     return lower_model(name)
 
 
-def _run_pool(tasks: list[PointTask], finished: Callable, workers: int) -> None:
-    if not tasks:
-        return
-    with cf.ProcessPoolExecutor(max_workers=max(1, min(workers, len(tasks)))) as pool:
-        futures = {pool.submit(evaluate_point, t): t.index for t in tasks}
-        try:
-            for fut in cf.as_completed(futures):
-                try:
-                    outcome = fut.result()
-                except Exception as err:  # the worker process died (killed, out of memory)
-                    outcome = {
-                        "status": "failed",
-                        "reason": f"worker died: {err!r}",
-                        "networks": {},
-                    }
-                finished(futures[fut], outcome)
-        except BaseException:
-            for fut in futures:
-                fut.cancel()
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.kill()
-            raise
-
-
 RAY_MAX_RETRIES = 3  # a worker that dies has its task run again, this many times
 
 
-def _run_ray(tasks: list[PointTask], finished: Callable, address: str | None) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise SweepError(
-            "--ray needs the 'ray' package",
-            where="joule sweep --ray",
-            hint="pip install 'joule[sweep]' (or ray==2.60.0)",
-        ) from None
-    if not tasks:
-        return
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(
-            address=address, include_dashboard=False, log_to_driver=False, configure_logging=False
+def _dispatch(
+    tasks: list[PointTask],
+    backend: Any,
+    capacity: int,
+    finished: Callable[[int, dict[str, Any]], None],
+    skip: Callable[[PointTask], str | None],
+) -> None:
+    """Keep up to ``capacity`` points in flight; ``skip`` is asked right before each submit,
+    so pruning sees every point that finished before it."""
+    queue = list(tasks)
+    inflight = 0
+    while queue or inflight:
+        while queue and inflight < max(1, capacity):
+            task = queue.pop(0)
+            if skip(task) is None:
+                backend.submit(task)
+                inflight += 1
+        if inflight:
+            index, outcome = backend.wait_one()
+            inflight -= 1
+            finished(index, outcome)
+
+
+class _PoolBackend:
+    """The local process pool (the default)."""
+
+    def __init__(self, workers: int) -> None:
+        self.capacity = max(1, workers)
+        self.pool: cf.ProcessPoolExecutor | None = None
+        self.futures: dict[cf.Future, int] = {}
+
+    def __enter__(self) -> _PoolBackend:
+        return self
+
+    def submit(self, task: PointTask) -> None:
+        if self.pool is None:
+            self.pool = cf.ProcessPoolExecutor(max_workers=self.capacity)
+        self.futures[self.pool.submit(evaluate_point, task)] = task.index
+
+    def wait_one(self) -> tuple[int, dict[str, Any]]:
+        done, _ = cf.wait(self.futures, return_when=cf.FIRST_COMPLETED)
+        fut = min(done, key=lambda f: self.futures[f])
+        index = self.futures.pop(fut)
+        try:
+            return index, fut.result()
+        except Exception as err:  # the worker process died (killed, out of memory)
+            return index, {"status": "failed", "reason": f"worker died: {err!r}", "networks": {}}
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if self.pool is None:
+            return
+        if kind is not None:  # interrupted: stop the workers now, a solve may run for minutes
+            for fut in self.futures:
+                fut.cancel()
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.kill()
+        self.pool.shutdown(wait=True)
+
+
+class _RayBackend:
+    """Design points as Ray tasks: a local instance (``ray.init()``) or the cluster at
+    ``address``; a task whose worker dies is retried ``RAY_MAX_RETRIES`` times."""
+
+    def __init__(self, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise SweepError(
+                "--ray needs the 'ray' package",
+                where="joule sweep --ray",
+                hint="pip install 'joule[sweep]' (or ray==2.60.0)",
+            ) from None
+        self.ray = ray
+        self.address = address
+        self.started_here = False
+        self.refs: dict[Any, int] = {}
+        self.capacity = 1
+
+    def __enter__(self) -> _RayBackend:
+        ray = self.ray
+        if not ray.is_initialized():
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+            self.started_here = True
+        self.capacity = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.remote = ray.remote(max_retries=RAY_MAX_RETRIES, retry_exceptions=False)(
+            evaluate_point
         )
-    try:
-        remote = ray.remote(max_retries=RAY_MAX_RETRIES, retry_exceptions=False)(evaluate_point)
-        refs = {remote.remote(t): t.index for t in tasks}
-        waiting = list(refs)
-        while waiting:
-            ready, waiting = ray.wait(waiting, num_returns=1)
-            ref = ready[0]
-            try:
-                outcome = ray.get(ref)
-            except Exception as err:  # retries exhausted (worker kept dying)
-                outcome = {
-                    "status": "failed",
-                    "networks": {},
-                    "reason": f"ray task failed after {RAY_MAX_RETRIES} retries: {err!r}",
-                }
-            finished(refs[ref], outcome)
-    finally:
-        if started_here:
-            ray.shutdown()
+        return self
+
+    def submit(self, task: PointTask) -> None:
+        self.refs[self.remote.remote(task)] = task.index
+
+    def wait_one(self) -> tuple[int, dict[str, Any]]:
+        ready, _ = self.ray.wait(list(self.refs), num_returns=1)
+        index = self.refs.pop(ready[0])
+        try:
+            return index, self.ray.get(ready[0])
+        except Exception as err:  # retries exhausted (the worker kept dying)
+            reason = f"ray task failed after {RAY_MAX_RETRIES} retries: {err!r}"
+            return index, {"status": "failed", "networks": {}, "reason": reason}
+
+    def __exit__(self, *exc: object) -> None:
+        for ref in self.refs:
+            self.ray.cancel(ref, force=True)
+        if self.started_here:
+            self.ray.shutdown()
+
+
+# --- pruning by bounds -------------------------------------------------------------------
+
+
+def _lower_bounds(networks: dict[str, Any], target: Any, area_mm2: float) -> dict[str, float]:
+    """What no mapping of the networks on ``target`` can beat: the cost model's compulsory
+    energy per layer (every distinct word through every keeper, every MAC's operand
+    reads and updates in the innermost keepers, the MACs; docs/cost-model.md "Lower
+    bounds") and one cycle per MAC per PE. Area is exact."""
+    from joule.cost import lower_bound_pj
+
+    energy = 0.0
+    cycles = 0
+    distinct = 0
+    for network in networks.values():
+        seen = set()
+        for nest in network.loopnests:
+            energy += lower_bound_pj(nest, target)
+            cycles += math.ceil(nest.macs / target.pes)
+            seen.add(nest.signature())
+        distinct += len(seen)
+    return {
+        "energy_pj": energy,
+        "cycles": float(cycles),
+        "edp": energy * cycles,
+        "area_mm2": area_mm2,
+        "distinct_layers": distinct,
+    }
+
+
+def _over_limit(bound: dict[str, float], constraints: dict[str, float]) -> str | None:
+    for key in ("energy_pj", "cycles"):
+        limit = constraints.get(key)
+        if limit is not None and bound[key] > limit:
+            return f"lower bound {key} {bound[key]:.6g} > limit {limit:g} (not mapped)"
+    return None
+
+
+def _dominated_by(
+    bound: dict[str, float], records: list[dict[str, Any] | None], spec: SweepSpec
+) -> str | None:
+    """A finished feasible point at or below this point's bounds in every objective and
+    strictly below in one dominates every mapping this point could have: skip it."""
+    keys = [OBJECTIVE_KEYS[o] for o in spec.objectives]
+    for rec in records:
+        if rec is None or rec.get("status") != "ok" or "energy_pj" not in rec:
+            continue
+        if any(rec.get(k) is not None and rec[k] > v for k, v in spec.constraints.items()):
+            continue
+        mine = [bound[k] for k in keys]
+        theirs = [float(rec[k]) for k in keys]
+        if all(t <= m for t, m in zip(theirs, mine, strict=True)) and theirs != mine:
+            shown = ", ".join(
+                f"{o} bound {m:.4g} >= #{rec['index']}'s {t:.4g}"
+                for o, m, t in zip(spec.objectives, mine, theirs, strict=True)
+            )
+            return f"dominated by #{rec['index']} ({shown})"
+    return None
 
 
 def strip_times(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
