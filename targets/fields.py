@@ -77,6 +77,19 @@ class Fields:
             self.fail(field, f"must be true or false, got {_kind(value)}")
         return value
 
+    def choice(self, value: Any, field: str, allowed: Iterable[str], what: str) -> str:
+        """One name drawn from ``allowed``."""
+        allowed = tuple(allowed)
+        if not isinstance(value, str) or value not in allowed:
+            close = difflib.get_close_matches(str(value), allowed, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            self.fail(
+                field,
+                f"is not a known {what}: {value!r}",
+                hint=f"use one of {', '.join(allowed)}{guess}",
+            )
+        return value
+
     def names(self, value: Any, field: str, allowed: Iterable[str], what: str) -> tuple[str, ...]:
         """A list of distinct names drawn from ``allowed`` (roles, dims), in file order."""
         allowed = tuple(allowed)

@@ -13,7 +13,7 @@ from typing import Any
 
 from joule.ir.loopnest import ROLES, Role
 from joule.targets.fields import Fields, Section
-from joule.targets.spec import LevelConstraints, Network, StorageLevel, Target
+from joule.targets.spec import LevelConstraints, Links, Network, StorageLevel, Target
 from joule.targets.yaml_doc import YamlDoc
 
 DIMS: tuple[str, ...] = ("N", "K", "C", "P", "Q", "R", "S", "G")
@@ -45,7 +45,8 @@ LEVEL_KEYS = (
     "word_bits",
     "constraints",
 )
-NETWORK_KEYS = ("multicast", "spatial_reduction", "hop_energy_pj", "source")
+NETWORK_KEYS = ("multicast", "spatial_reduction", "hop_energy_pj", "source", "links")
+LINK_KEYS = ("axis", "energy_pj", "charge")
 CONSTRAINT_KEYS = ("temporal_dims", "spatial_x", "spatial_y", "permutation")
 
 
@@ -283,6 +284,12 @@ def _attach_networks(
                     f"levels[{i}].constraints.{axis}",
                     f"is given but level {lvl.name!r} has no fan-out along that axis",
                 )
+        links = networks[lvl.name].links if lvl.name in networks else None
+        if links is not None and (fan_x if links.axis == "X" else fan_y) == 1:
+            fields.fail(
+                f"networks.{lvl.name}.links.axis",
+                f"is {links.axis} but level {lvl.name!r} has no fan-out along it",
+            )
         out.append(replace(lvl, network=networks.get(lvl.name, Network())))
     return out
 
@@ -301,4 +308,17 @@ def _network(fields: Fields, sec: Section) -> Network:
         spatial_reduction=fields.boolean(sec.get("spatial_reduction"), sec.at("spatial_reduction")),
         hop_energy_pj=fields.number(sec.get("hop_energy_pj"), sec.at("hop_energy_pj")),
         source=fields.text(sec.get("source"), sec.at("source")),
+        links=_links(fields, fields.mapping(sec.data["links"], sec.at("links")))
+        if sec.has("links")
+        else None,
     )
+
+
+def _links(fields: Fields, sec: Section) -> Links:
+    sec.only(LINK_KEYS)
+    axis = fields.choice(sec.get("axis"), sec.at("axis"), ("X", "Y"), "array axis")
+    charge = fields.choice(
+        sec.data.get("charge", "every_word"), sec.at("charge"), ("every_word", "timeloop"), "charge"
+    )
+    energy = fields.number(sec.data.get("energy_pj", 0.0), sec.at("energy_pj"))
+    return Links(axis=axis, energy_pj=energy, charge=charge)  # type: ignore[arg-type]

@@ -13,8 +13,26 @@ block size where the source quotes them per vector access.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from joule.ir.loopnest import Role
+
+
+@dataclass(frozen=True)
+class Links:
+    """Neighbour forwarding between the instances a fan-out feeds (Timeloop's inter-PE
+    link transfers, docs/cost-model.md "Inter-PE links"): along ``axis``, an instance
+    takes a whole new tile from the neighbour that received it one step earlier
+    instead of from the level above.
+
+    ``charge`` says how the child buffers pay: ``every_word`` (each forwarded word is a
+    read in the sender and a fill in the receiver) or ``timeloop`` (Timeloop's
+    accounting, which spreads one line's forwarded words over all child instances).
+    """
+
+    axis: Literal["X", "Y"]
+    energy_pj: float = 0.0  # per word forwarded (Timeloop: one hop plus two routers)
+    charge: Literal["every_word", "timeloop"] = "every_word"
 
 
 @dataclass(frozen=True)
@@ -25,6 +43,7 @@ class Network:
     spatial_reduction: bool = False
     hop_energy_pj: float = 0.0
     source: str = ""
+    links: Links | None = None  # None: no neighbour forwarding
 
 
 @dataclass(frozen=True)

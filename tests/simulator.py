@@ -24,6 +24,15 @@ this file enumerates.
   drained partial sums merge into one update. Children whose windows merely
   overlap (a sliding window unrolled across PEs) are served separately, as in
   Timeloop. The feature must be present at every fan-out between the levels.
+* Inter-PE links (a fan-out whose network has ``links``): on a step that only
+  advances the innermost temporal loop above the child, a child instance whose
+  whole tile is new takes it from its neighbour (index +-1 in the innermost
+  spatial loop on the link axis right above the child) if that neighbour fetched
+  exactly those words on the step before, provided that strictly lowers the
+  distinct words the parent sends at that step (Timeloop's test). The parent
+  does not send linked words; the child buffers are charged a read (sender) and a
+  fill (receiver) per linked word, or with ``charge: timeloop`` one line's worth
+  spread over the array (reads + L/lines, fills - L + L/lines).
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ class SimResult:
     macs: int
     accesses: dict[str, dict[str, Counts]]
     network_words: dict[str, dict[str, int]] = field(default_factory=dict)
+    link_words: dict[str, dict[str, int]] = field(default_factory=dict)
     first_touches: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_tuples(self) -> dict[str, dict[str, tuple[int, int, int]]]:
@@ -71,6 +81,7 @@ class _Loop:
     factor: int
     level: int
     spatial: bool
+    axis: str | None = None
 
 
 def _flatten(target: Target, mapping: Mapping) -> tuple[list[_Loop], list[int]]:
@@ -84,7 +95,7 @@ def _flatten(target: Target, mapping: Mapping) -> tuple[list[_Loop], list[int]]:
         if lvl is None:
             continue
         loops += [_Loop(lp.dim, lp.factor, index, False) for lp in lvl.temporal]
-        loops += [_Loop(lp.dim, lp.factor, index, True) for lp in lvl.spatial]
+        loops += [_Loop(lp.dim, lp.factor, index, True, lp.axis) for lp in lvl.spatial]
     return loops, boundary
 
 
@@ -165,9 +176,10 @@ def simulate(nest: LoopNest, target: Target, mapping: Mapping) -> SimResult:
 
     accesses: dict[str, dict[str, Counts]] = {lvl.name: {} for lvl in target.levels}
     network: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
+    links: dict[str, dict[str, int]] = {}
     first_touches: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
     for tensor in nest.tensors:
-        _count_tensor(
+        peers = _count_tensor(
             tensor,
             target,
             loops,
@@ -186,7 +198,17 @@ def simulate(nest: LoopNest, target: Target, mapping: Mapping) -> SimResult:
             counts.reads = sum(out_rmw_reads.values())
         else:
             counts.reads = sum(mac_reads[tensor.role].values())
-    return SimResult(macs, accesses, network, first_touches)
+        for (parent, child), (linked, lines) in peers.items():
+            links.setdefault(target.levels[parent].name, {})[tensor.role] = linked
+            counts = accesses[target.levels[child].name][tensor.role]
+            link = target.levels[child - 1].network.links
+            assert link is not None
+            if link.charge == "timeloop":
+                counts.reads += linked // lines
+                counts.fills += linked // lines - linked
+            else:
+                counts.reads += linked
+    return SimResult(macs, accesses, network, links, first_touches)
 
 
 @dataclass
@@ -194,6 +216,7 @@ class _Walk:
     """What one instance did at one level, step by step."""
 
     fetched: dict[Point, set[Point]]  # step -> words fetched (new in the tile)
+    whole: dict[Point, bool]  # step -> the whole tile was fetched
     drained: dict[Point | str, set[Point]]  # step (or "end") -> words evicted
     fills: int  # words fetched from the parent (first touches of outputs excluded)
     first: int  # distinct words ever touched
@@ -214,6 +237,7 @@ def _walk(per_step: dict[Point, Box], touched: set[Point] | None, relevant: list
     prev: set[Point] = set()
     seen: set[Point] = set()
     fetched: dict[Point, set[Point]] = {}
+    whole: dict[Point, bool] = {}
     drained: dict[Point | str, set[Point]] = {}
     fills = 0
     last: Point | None = None
@@ -224,6 +248,7 @@ def _walk(per_step: dict[Point, Box], touched: set[Point] | None, relevant: list
             prev = set()
         new = cur - prev
         fetched[step] = new
+        whole[step] = new == cur
         drained[step] = drained.get(step, set()) | (prev - cur)
         if touched is None:
             fills += len(new)
@@ -233,7 +258,7 @@ def _walk(per_step: dict[Point, Box], touched: set[Point] | None, relevant: list
         prev = cur
         last = step
     drained["end"] = prev
-    return _Walk(fetched, drained, fills, len(touched) if touched is not None else len(seen))
+    return _Walk(fetched, whole, drained, fills, len(touched) if touched is not None else len(seen))
 
 
 def _count_tensor(
@@ -247,8 +272,11 @@ def _count_tensor(
     accesses: dict[str, dict[str, Counts]],
     network: dict[str, dict[str, int]],
     first_touches: dict[str, dict[str, int]],
-) -> None:
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Counts the tensor's accesses; returns, per (parent, child) with inter-PE links,
+    the words linked and the lines of linked instances (the caller charges the child)."""
     role = tensor.role
+    peers: dict[tuple[int, int], tuple[int, int]] = {}
 
     def relevant_steps(lvl: int) -> list[int]:
         temporal = [i for i in range(boundary[lvl]) if not loops[i].spatial]
@@ -292,6 +320,20 @@ def _count_tensor(
             pos = dict(zip(child_inst, inst, strict=True))
             return tuple(pos[i] for i in keep)
 
+        link = target.levels[child - 1].network.links
+        linked: set[tuple[Point, Point]] = set()
+        if link is not None and role != "output" and child - 1 >= lvl:
+            group_key = parent_inst + mc_key
+            linked = _linked(loops, boundary, child, link.axis, walks[child], group_key, key_of)
+            # A line: the instances that differ only along the link axis of that fan-out.
+            across = [
+                i
+                for i in child_inst
+                if not (loops[i].level == child - 1 and loops[i].axis == link.axis)
+            ]
+            lines = {key_of(inst, across) for inst in walks[child]}
+            words = sum(len(walks[child][inst].fetched[step]) for inst, step in linked)
+            peers[(lvl, child)] = (words, len(lines))
         # One parent read serves every child of a group at a step; their deltas are equal.
         sent: dict[tuple[Point, Point], set[frozenset[Point]]] = defaultdict(set)
         # merged[parent instance][step][branch] = the distinct drained word sets
@@ -312,7 +354,7 @@ def _count_tensor(
             else:
                 group = owner + key_of(inst, mc_key)
                 for step, words in walk.fetched.items():
-                    if words:
+                    if words and (inst, step) not in linked:
                         sent[(group, step)].add(frozenset(words))
         if role == "output":
             # Read-modify-write at the parent: every update reads the old value but
@@ -338,4 +380,60 @@ def _count_tensor(
         else:
             assert all(len(sets) == 1 for sets in sent.values()), "a group disagrees"
             counts.reads = sum(len(words) for sets in sent.values() for words in sets)
-            network[name][role] = child_fills
+            network[name][role] = child_fills - peers.get((lvl, child), (0, 1))[0]
+    return peers
+
+
+def _link_loop(loops: list[_Loop], child: int, axis: str) -> int | None:
+    """Position of the innermost spatial loop on ``axis`` right above ``child``."""
+    found = None
+    for i, lp in enumerate(loops):
+        if lp.spatial and lp.level == child - 1 and lp.axis == axis and lp.factor > 1:
+            found = i
+    return found
+
+
+def _linked(
+    loops: list[_Loop],
+    boundary: list[int],
+    child: int,
+    axis: str,
+    walks: dict[Point, _Walk],
+    group_key: list[int],
+    key_of,  # noqa: ANN001
+) -> set[tuple[Point, Point]]:
+    """The (child instance, step) pairs that take their new tile from a neighbour."""
+    pos = _link_loop(loops, child, axis)
+    temporal = [i for i in range(boundary[child]) if not loops[i].spatial]
+    moving = [k for k, i in enumerate(temporal) if loops[i].factor > 1]
+    if pos is None or not moving:
+        return set()
+    inner = moving[-1]
+    child_inst = [i for i in range(boundary[child]) if loops[i].spatial]
+    at = child_inst.index(pos)
+    order = sorted(next(iter(walks.values())).fetched)
+    linked: set[tuple[Point, Point]] = set()
+    for prev, step in zip(order, order[1:], strict=False):
+        if step[:inner] != prev[:inner] or step[inner] != prev[inner] + 1:
+            continue  # an outer loop moved: not a step of the innermost loop
+        now: set[Point] = set()
+        for inst, walk in walks.items():
+            words = walk.fetched[step]
+            if not words or not walk.whole[step]:
+                continue
+            for delta in (-1, 1):
+                near = inst[:at] + (inst[at] + delta,) + inst[at + 1 :]
+                if near in walks and walks[near].fetched[prev] == words:
+                    now.add(inst)
+
+        # Timeloop's test: links only if the parent then sends strictly fewer words.
+        def distinct(skip: set[Point], step: Point = step) -> int:
+            groups: dict[Point, set[frozenset[Point]]] = defaultdict(set)
+            for inst, walk in walks.items():
+                if inst not in skip and walk.fetched[step]:
+                    groups[key_of(inst, group_key)].add(frozenset(walk.fetched[step]))
+            return sum(len(w) for sets in groups.values() for w in sets)
+
+        if now and distinct(now) < distinct(set()):
+            linked |= {(inst, step) for inst in now}
+    return linked

@@ -52,19 +52,6 @@ KNOWN: dict[str, dict[tuple[str, str, str], str]] = {
         ("ifmap_spad", "input", "fills"): EXTRAPOLATION,
         ("shared_glb", "input", "reads"): EXTRAPOLATION,
     },
-    # (ifmap reads also differ, by 1.9 % on CONV3/4 and 3.7 % on CONV5.)
-    **{
-        f"alexnet_conv{i}_energy": {
-            ("ifmap_spad", "input", "fills"): LINK_TRANSFERS,
-            ("shared_glb", "input", "reads"): LINK_TRANSFERS,
-        }
-        for i in (3, 4)
-    },
-    "alexnet_conv5_energy": {
-        ("ifmap_spad", "input", "reads"): LINK_TRANSFERS,
-        ("ifmap_spad", "input", "fills"): LINK_TRANSFERS,
-        ("shared_glb", "input", "reads"): LINK_TRANSFERS,
-    },
 }
 
 

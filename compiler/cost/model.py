@@ -13,7 +13,15 @@ from __future__ import annotations
 import math
 
 from joule.cost.identity_memo import by_identity
-from joule.cost.nest import FlatNest, axis_terms, box_extents, fills_per_instance, flatten
+from joule.cost.nest import (
+    FlatNest,
+    axis_terms,
+    box_extents,
+    fills_per_instance,
+    flatten,
+    link_lines,
+    linked_words,
+)
 from joule.cost.result import AccessCounts, CostResult
 from joule.cost.terms import cost_terms, keepers_of
 from joule.cost.validate import check_structure, check_tiles
@@ -28,7 +36,7 @@ def evaluate(nest: LoopNest, target: Target, mapping: Mapping) -> CostResult:
     return score(nest, target, flatten(mapping, tuple(lvl.name for lvl in target.levels)))
 
 
-_COLUMN = {"read": 0, "fill": 1, "update": 2, "network": 3}
+_COLUMN = {"read": 0, "fill": 1, "update": 2, "network": 3, "link": 4}
 
 
 def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) -> CostResult:
@@ -41,24 +49,27 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
     blocks = ScalarBlocks(nest, flat, terms.keepers, target)
     if check:
         check_tiles(nest, target, blocks.tiles)
-    # Per level and role: reads, fills, updates, network words (None: no network term), pJ.
+    # Per level and role: reads, fills, updates, network words, link words (None: no
+    # such term), pJ.
     rows: list[dict[str, list]] = [{} for _ in target.levels]
     for term, count in terms.evaluate(blocks):
         row = rows[term.level].get(term.tensor.role)
         if row is None:
-            row = rows[term.level][term.tensor.role] = [0, 0, 0, None, 0.0]
+            row = rows[term.level][term.tensor.role] = [0, 0, 0, None, None, 0.0]
         row[_COLUMN[term.kind]] = count
-        row[4] += count * term.energy_pj
+        row[5] += count * term.energy_pj
     accesses: dict[str, dict[str, AccessCounts]] = {}
     network: dict[str, dict[str, int]] = {}
+    links: dict[str, dict[str, int]] = {}
     breakdown: dict[str, dict[str, float]] = {}
     energy = 0.0
     for lvl, by_role in zip(target.levels, rows, strict=True):
         accesses[lvl.name] = {role: AccessCounts(r[0], r[1], r[2]) for role, r in by_role.items()}
         network[lvl.name] = {role: r[3] for role, r in by_role.items() if r[3] is not None}
-        breakdown[lvl.name] = {role: r[4] for role, r in by_role.items()}
+        links[lvl.name] = {role: r[4] for role, r in by_role.items() if r[4]}
+        breakdown[lvl.name] = {role: r[5] for role, r in by_role.items()}
         for r in by_role.values():
-            energy += r[4]
+            energy += r[5]
     mac_energy = macs * target.mac_energy_pj
     energy += mac_energy
 
@@ -82,6 +93,7 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
         energy_breakdown_pj=breakdown,
         accesses=accesses,
         network_words=network,
+        link_words={name: roles for name, roles in links.items() if roles},
         cycles=cycles,
         compute_cycles=compute,
         utilization=macs / (cycles * target.pes),
@@ -100,6 +112,7 @@ class ScalarBlocks:
     ) -> None:
         self.nest = nest
         self.flat = flat
+        self.target = target
         self.extents: dict[tuple[int, str], list[int]] = {}
         self.tiles: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
         self._fills: dict[tuple[str, int], int] = {}
@@ -145,6 +158,20 @@ class ScalarBlocks:
             for lp in self.flat.loops
             if lp.spatial and outer <= lp.level < inner and lp.dim not in relevant
         )
+
+    def links(self, tensor: Tensor, level: int) -> int:
+        links = self.target.levels[level - 1].network.links
+        assert links is not None  # the terms ask only where the fan-out links
+        extents = self.extents[(level, tensor.role)]
+        return linked_words(axis_terms(tensor), extents, self.flat, level, links.axis)
+
+    def lines(self, tensor: Tensor, level: int) -> int:
+        links = self.target.levels[level - 1].network.links
+        assert links is not None
+        return link_lines(self.flat, level, links.axis)
+
+    def plus(self, a: int, b: int) -> int:
+        return a + b
 
     def minus(self, a: int, b: int) -> int:
         return a - b

@@ -23,6 +23,7 @@ class FlatLoop(NamedTuple):
     level: int
     spatial: bool
     step: int  # product of this dim's factors in every loop nested inside this one
+    axis: str | None = None  # "X" / "Y" for spatial loops
 
 
 @dataclass(frozen=True)
@@ -57,15 +58,15 @@ def flatten(mapping: Mapping, level_names: tuple[str, ...]) -> FlatNest:
     those loops cover a contiguous range, so the reach is its extent minus one.
     """
     by_name = {lvl.level: lvl for lvl in mapping.levels}
-    raw: list[tuple[str, int, int, bool]] = []
+    raw: list[tuple[str, int, int, bool, str | None]] = []
     boundary: list[int] = []
     for index, name in enumerate(level_names):
         boundary.append(len(raw))
         lvl = by_name.get(name)
         if lvl is None:
             continue
-        raw += [(lp.dim, lp.factor, index, False) for lp in lvl.temporal if lp.factor > 1]
-        raw += [(lp.dim, lp.factor, index, True) for lp in lvl.spatial if lp.factor > 1]
+        raw += [(lp.dim, lp.factor, index, False, None) for lp in lvl.temporal if lp.factor > 1]
+        raw += [(lp.dim, lp.factor, index, True, lp.axis) for lp in lvl.spatial if lp.factor > 1]
     running: dict[str, int] = {}
     steps = [0] * len(raw)
     for i in range(len(raw) - 1, -1, -1):
@@ -73,8 +74,8 @@ def flatten(mapping: Mapping, level_names: tuple[str, ...]) -> FlatNest:
         steps[i] = running.get(dim, 1)
         running[dim] = steps[i] * factor
     loops = tuple(
-        FlatLoop(dim, factor, level, spatial, steps[i])
-        for i, (dim, factor, level, spatial) in enumerate(raw)
+        FlatLoop(dim, factor, level, spatial, steps[i], axis)
+        for i, (dim, factor, level, spatial, axis) in enumerate(raw)
     )
     # One backward pass gives every level's inside reach; one forward pass its outer loops.
     inside_reach: list[dict[str, int]] = [{} for _ in boundary]
@@ -172,3 +173,70 @@ def fills_per_instance(
                 shift += c * star.step
         overlap *= max(0, extent - abs(shift)) if shift else extent
     return tile * trips * star.factor - (star.factor - 1) * trips * overlap
+
+
+def linked_words(
+    terms: tuple[tuple[tuple[str, int], ...], ...],
+    extents: list[int],
+    flat: FlatNest,
+    child: int,
+    axis: str,
+) -> int:
+    """Words all instances of ``child`` take from a neighbour along ``axis`` (docs/cost-model.md,
+    "Inter-PE links").
+
+    On a step of the innermost temporal loop above the child, L*, an instance whose
+    whole tile is new takes it from the neighbour in the innermost spatial loop on
+    ``axis`` right above the child, when that neighbour held exactly this tile one
+    step earlier: the loop's tile offset equals L*'s tile shift (up to sign). That
+    holds on every L* step but the first of each sweep, for every instance but the
+    last (or first) of each run of that spatial loop::
+
+        L = inst x (f_s - 1) / f_s x (f* - 1) x prod(f, loops outside L*) x T
+    """
+    outer = flat.outer[child]
+    if not outer:
+        return 0
+    star = outer[-1]
+    link = None
+    for lp in flat.loops:
+        if lp.spatial and lp.level == child - 1 and lp.axis == axis:
+            link = lp
+    if link is None:
+        return 0
+    shift = [sum(c * star.step for d, c in axis_ if d == star.dim) for axis_ in terms]
+    offset = [sum(c * link.step for d, c in axis_ if d == link.dim) for axis_ in terms]
+    if not any(shift) or (offset != shift and offset != [-x for x in shift]):
+        return 0
+    if all(abs(s) < e for s, e in zip(shift, extents, strict=True)):
+        return 0  # the tile slides by less than itself: part of it is kept, nothing linked
+    sweeps = math.prod(lp.factor for lp in outer[:-1])
+    per_run = flat.instances[child] // link.factor * (link.factor - 1)
+    return per_run * sweeps * (star.factor - 1) * math.prod(extents)
+
+
+def link_lines(flat: FlatNest, child: int, axis: str) -> int:
+    """Lines of instances along ``axis`` in the fan-out right above ``child``."""
+    along = math.prod(
+        lp.factor for lp in flat.loops if lp.spatial and lp.level == child - 1 and lp.axis == axis
+    )
+    return flat.instances[child] // along
+
+
+def scaled_steps(
+    terms: tuple[tuple[tuple[str, int], ...], ...], star: str, link: str
+) -> list[tuple[int, tuple[int, int]]] | None:
+    """Per tensor axis the two dims move, (axis, (|c_star|, |c_link|)): the shift equals the
+    offset up to one sign for all axes iff ``|c_star| step_star == |c_link| step_link`` on
+    each. None when no choice of factors can make them equal."""
+    out = []
+    signs = set()
+    for a, axis in enumerate(terms):
+        ck = sum(c for d, c in axis if d == star)
+        cm = sum(c for d, c in axis if d == link)
+        if (ck == 0) != (cm == 0):
+            return None
+        if ck:
+            signs.add((ck > 0) == (cm > 0))
+            out.append((a, (abs(ck), abs(cm))))
+    return out if out and len(signs) == 1 else None

@@ -30,6 +30,7 @@ class CostResult:
     energy_breakdown_pj: dict[str, dict[str, float]]  # level -> role -> pJ
     accesses: dict[str, dict[str, AccessCounts]]  # level -> role -> counts
     network_words: dict[str, dict[str, int]]  # level (parent side) -> role -> words
+    link_words: dict[str, dict[str, int]]  # level (parent side) -> role -> words neighbours forward
     cycles: int
     compute_cycles: int
     utilization: float

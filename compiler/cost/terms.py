@@ -16,7 +16,10 @@ four building blocks that each backend computes its own fast way
 * ``shared(t, l, c)``: the spatial factors between levels ``l`` and ``c`` of dims
   ``t`` does not index: children that need identical data (multicast), or that
   hold partial sums of the same outputs (spatial reduction);
-* ``macs``.
+* ``macs``;
+* ``links(t, c)``: words the instances of ``c`` take from a neighbour instead of
+  the level above (inter-PE links, where the fan-out right above ``c`` has them),
+  and ``lines(t, c)``: how many lines of linked instances the array has.
 
 A new effect (imperfect tiles, inter-PE links, bit widths) changes this file
 and the building blocks, nowhere else. The loop-walking simulator
@@ -32,10 +35,10 @@ from typing import Literal, Protocol, TypeVar
 from joule.cost.identity_memo import by_identity
 from joule.errors import TargetError
 from joule.ir.loopnest import LoopNest, Tensor
-from joule.targets.spec import Target
+from joule.targets.spec import Links, Target
 
 V = TypeVar("V")
-Kind = Literal["read", "fill", "update", "network"]
+Kind = Literal["read", "fill", "update", "network", "link"]
 
 
 class Blocks(Protocol[V]):
@@ -46,6 +49,9 @@ class Blocks(Protocol[V]):
     def fills(self, tensor: Tensor, level: int) -> V: ...
     def first(self, tensor: Tensor, level: int) -> V: ...
     def shared(self, tensor: Tensor, outer: int, inner: int) -> V: ...
+    def links(self, tensor: Tensor, level: int) -> V: ...
+    def lines(self, tensor: Tensor, level: int) -> V: ...
+    def plus(self, a: V, b: V) -> V: ...
     def minus(self, a: V, b: V) -> V: ...
     def divide(self, a: V, b: V) -> V: ...  # exact: the divisor always divides
     def times(self, k: int, a: V) -> V: ...
@@ -102,6 +108,45 @@ class LessFirst:
 
 
 @dataclass(frozen=True)
+class Linked:
+    level: int
+
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        return blocks.links(tensor, self.level)
+
+
+@dataclass(frozen=True)
+class PerLine:
+    """``count / lines(t, level)``: Timeloop charges the child buffers one line's links."""
+
+    count: Count
+    level: int
+
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        return blocks.divide(self.count.value(blocks, tensor), blocks.lines(tensor, self.level))
+
+
+@dataclass(frozen=True)
+class Less:
+    """``a - b`` where ``b`` counts a subset of what ``a`` counts (links among fills)."""
+
+    a: Count
+    b: Count
+
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        return blocks.minus(self.a.value(blocks, tensor), self.b.value(blocks, tensor))
+
+
+@dataclass(frozen=True)
+class Plus:
+    a: Count
+    b: Count
+
+    def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        return blocks.plus(self.a.value(blocks, tensor), self.b.value(blocks, tensor))
+
+
+@dataclass(frozen=True)
 class Twice:
     count: Count
 
@@ -109,14 +154,15 @@ class Twice:
         return blocks.times(2, self.count.value(blocks, tensor))
 
 
-Count = Macs | Fills | First | PerShared | LessFirst | Twice
+Count = Macs | Fills | First | PerShared | LessFirst | Linked | PerLine | Less | Plus | Twice
 
 
 @dataclass(frozen=True)
 class Term:
     """``count`` accesses of ``kind`` to ``tensor`` at ``level``, each costing ``energy_pj``.
     Reads use the level's read port; fills and updates its write port; network words
-    cross the fan-out below it (per hop)."""
+    cross the fan-out below it (per hop); link words go from instance to neighbour
+    instance below it."""
 
     level: int
     tensor: Tensor
@@ -148,6 +194,19 @@ def networks_support(target: Target, outer: int, inner: int, feature: str) -> bo
         for j in range(outer, inner)
         if target.fanout(j) != (1, 1)
     )
+
+
+def links_between(target: Target, tensor: Tensor, parent: int, child: int) -> Links | None:
+    """The neighbour links that can feed ``child`` its ``tensor`` instead of ``parent``.
+
+    Only the fan-out right above the child links (Timeloop drops the links of a
+    fan-out whose next level bypasses the tensor), and only read-only tensors do
+    (forwarded partial sums would need the child to reduce; Timeloop leaves that
+    a FIXME and never links outputs in practice).
+    """
+    if tensor.role == "output" or child - 1 < parent:
+        return None
+    return target.levels[child - 1].network.links
 
 
 def keepers_of(target: Target) -> dict[str, tuple[int, ...]]:
@@ -205,14 +264,32 @@ def cost_terms(nest: LoopNest, target: Target) -> CostTerms:
             else:
                 if child is None:
                     reads: Count = Macs()  # one operand read per MAC
-                elif networks_support(target, i, child, "multicast"):
-                    # Identical data only: overlapping windows are read for each child.
-                    reads = PerShared(Fills(child), i, child)
                 else:
-                    reads = Fills(child)
+                    sent: Count = Fills(child)
+                    below = links_between(target, tensor, i, child)
+                    if below is not None:
+                        # Linked words come from a neighbour, not from this level.
+                        sent = Less(sent, Linked(child))
+                    if networks_support(target, i, child, "multicast"):
+                        # Identical data only: overlapping windows are read for each child.
+                        reads = PerShared(sent, i, child)
+                    else:
+                        reads = sent
+                above = links_between(target, tensor, levels[k - 1], i) if k > 0 else None
+                if above is not None:
+                    # The sender reads each forwarded word; the receiver fills it.
+                    charged: Count = (
+                        PerLine(Linked(i), i) if above.charge == "timeloop" else Linked(i)
+                    )
+                    reads = Plus(reads, charged)
                 add(i, tensor, "read", reads, lvl.read_pj)
                 if k > 0:
-                    add(i, tensor, "fill", Fills(i), lvl.write_pj)
+                    fills: Count = Fills(i)
+                    if above is not None and above.charge == "timeloop":
+                        fills = Plus(Less(fills, Linked(i)), PerLine(Linked(i), i))
+                    add(i, tensor, "fill", fills, lvl.write_pj)
                 if child is not None:
-                    add(i, tensor, "network", Fills(child), lvl.network.hop_energy_pj)
+                    add(i, tensor, "network", sent, lvl.network.hop_energy_pj)
+                    if below is not None:
+                        add(i, tensor, "link", Linked(child), below.energy_pj)
     return CostTerms(nest, target, tuple(terms), keepers)

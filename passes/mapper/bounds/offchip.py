@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from joule.cost.model import distinct_words
-from joule.cost.terms import keepers_of
+from joule.cost.terms import cost_terms, keepers_of
 from joule.ir.loopnest import Tensor
 from joule.passes.mapper.mapspace.space import MapSpace
 from joule.passes.mapper.proof.vector_model import within_capacity
@@ -60,8 +60,12 @@ class OffchipTable:
 
 @functools.lru_cache(maxsize=8)  # the energy bound, the proof and the mapper's report share it
 def offchip_table(space: MapSpace) -> OffchipTable | None:
-    """The bound per outer factorisation; None when there are too many to enumerate."""
+    """The bound per outer factorisation; None when there are too many to enumerate, or
+    when instances fed by the outermost level forward words to each other (inter-PE
+    links), which this table does not bound."""
     nest = space.nest
+    if any(t.kind == "link" and t.level == 0 for t in cost_terms(nest, space.target).terms):
+        return None
     dims = [d for d in space.dims if any(s.level == 0 and s.axis is None for s in space.slots[d])]
     choices = [sorted({t[_outer_slot(space, d)] for t in space.factor_tuples[d]}) for d in dims]
     if math.prod(len(c) for c in choices) > MAX_TILINGS:

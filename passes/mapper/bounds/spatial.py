@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from joule.cost.model import distinct_words, lower_bound_pj
+from joule.cost.nest import axis_terms, scaled_steps
 from joule.cost.terms import cost_terms
 from joule.ir.loopnest import Tensor
 from joule.passes.mapper.bounds.offchip import offchip_bound_pj
@@ -57,12 +58,24 @@ class _Term:
     slots: tuple[int, ...]  # indices into the space's spatial slot list
     offchip: bool  # the outermost level serving a level below: what the off-chip bound covers
     footprint: _Footprint | None = None
+    unlinked: tuple[int, ...] = ()  # link-axis slots: only 1/f of the innermost moving one
 
     def value(self, factors: tuple[int, ...]) -> float:
         count = self.words * math.prod(factors[k] for k in self.slots)
         if self.footprint is not None:
             count = max(count, _footprint_words(self.footprint, factors))
-        return self.coef * count
+        return self.coef * count / _innermost_moving(self.unlinked, factors)
+
+
+def _innermost_moving(slots: tuple[int, ...], factors: tuple[int, ...]) -> int:
+    """The factor of the last of ``slots`` above 1 (1 if none, or if that loop can never
+    link: coded ``-1 - k``): a fan-out's linked words are at most (f - 1) / f of its fills,
+    f being that innermost loop on the link axis."""
+    for k in reversed(slots):
+        f = factors[k if k >= 0 else -1 - k]
+        if f > 1:
+            return f if k >= 0 else 1
+    return 1
 
 
 def _footprint_words(fp: _Footprint, factors: tuple[int, ...]) -> float:
@@ -160,10 +173,12 @@ def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
             if atom.mult == 0:
                 continue
             coef = atom.mult * term.energy_pj
-            if not atom.slots and atom.footprint is None and not serves:
+            if not atom.slots and atom.footprint is None and not atom.unlinked and not serves:
                 const += coef * atom.words  # the off-chip bound may raise what serves
             else:
-                out.append(_Term(coef, atom.words, atom.slots, serves, atom.footprint))
+                out.append(
+                    _Term(coef, atom.words, atom.slots, serves, atom.footprint, atom.unlinked)
+                )
     return const, out
 
 
@@ -176,6 +191,16 @@ class _Atom:
     words: int
     slots: tuple[int, ...]
     footprint: _Footprint | None = None
+    unlinked: tuple[int, ...] = ()  # the count is only what links leave (see _Term)
+
+
+class _Linked(list):
+    """Linked words: bounded below by none (an empty sum of atoms); subtracted from fills,
+    they leave at least 1/f of them (``BoundBlocks.minus``)."""
+
+    def __init__(self, slots: tuple[int, ...]) -> None:
+        super().__init__()
+        self.slots = slots
 
 
 class BoundBlocks:
@@ -186,7 +211,10 @@ class BoundBlocks:
       words, and (inputs and weights) ``>=`` the instances times each one's footprint;
     * ``first(t, l) = words_t x rep_t(l)`` exactly (output projections are injective),
       so subtracting it keeps a lower bound;
-    * ``shared`` is exact: dividing by it removes its slots from ``rep``.
+    * ``shared`` is exact: dividing by it removes its slots from ``rep``;
+    * ``links(t, l) >= 0``, and ``fills - links >= fills / f`` with ``f`` the factor of
+      the innermost moving spatial loop on the link axis (at most (f - 1) / f of the
+      instances take a tile from a neighbour).
     """
 
     def __init__(self, space: MapSpace, spatial: list[Slot]) -> None:
@@ -225,7 +253,31 @@ class BoundBlocks:
             if outer <= s.level < inner and s.dim not in relevant
         )
 
+    def links(self, tensor: Tensor, level: int) -> list[_Atom]:
+        links = self.space.target.levels[level - 1].network.links
+        assert links is not None
+        terms = axis_terms(tensor)
+        relevant = tensor.relevant_dims
+        # A loop over a dim that no other dim's shift can match never links (C, K for an
+        # input): it is coded -1 - k, and its factor does not count.
+        axis = tuple(
+            k if any(scaled_steps(terms, e, d) for e in relevant if e != d) else -1 - k
+            for d in self.space.dims
+            for k, s in enumerate(self.spatial)
+            if s.dim == d and s.level == level - 1 and s.axis == links.axis
+        )
+        return _Linked(axis)
+
+    def lines(self, tensor: Tensor, level: int) -> tuple[int, ...]:
+        return ()  # divides only linked words, whose bound is none
+
+    def plus(self, a: list[_Atom], b: list[_Atom]) -> list[_Atom]:
+        return [*a, *b]
+
     def minus(self, a: list[_Atom], b: list[_Atom]) -> list[_Atom]:
+        if isinstance(b, _Linked):
+            assert not any(x.unlinked for x in a)
+            return [dataclasses.replace(x, unlinked=b.slots) for x in a]
         return _merge([*a, *(_Atom(-x.mult, x.words, x.slots, x.footprint) for x in b)])
 
     def divide(self, a: list[_Atom], b: tuple[int, ...]) -> list[_Atom]:
@@ -235,11 +287,12 @@ class BoundBlocks:
             window = x.footprint
             if window is not None:
                 window = dataclasses.replace(window, divisor=window.divisor + b)
-            out.append(_Atom(x.mult, x.words, tuple(k for k in x.slots if k not in b), window))
+            slots = tuple(k for k in x.slots if k not in b)
+            out.append(dataclasses.replace(x, slots=slots, footprint=window))
         return out
 
     def times(self, k: int, a: list[_Atom]) -> list[_Atom]:
-        return [_Atom(k * x.mult, x.words, x.slots, x.footprint) for x in a]
+        return [dataclasses.replace(x, mult=k * x.mult) for x in a]
 
     def _footprint(self, tensor: Tensor, level: int) -> _Footprint:
         nest, spatial = self.space.nest, self.spatial
@@ -264,7 +317,7 @@ def _merge(atoms: list[_Atom]) -> list[_Atom]:
     Only atoms without a footprint merge: a footprint's max does not distribute."""
     out: dict[tuple, _Atom] = {}
     for x in atoms:
-        key = (x.words, x.slots) if x.footprint is None else (id(x),)
+        key = (x.words, x.slots) if x.footprint is None and not x.unlinked else (id(x),)
         if key in out:
             out[key] = _Atom(out[key].mult + x.mult, x.words, x.slots)
         else:

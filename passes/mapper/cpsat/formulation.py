@@ -331,7 +331,13 @@ def energy_scale(space: MapSpace) -> int:
     energies = [
         e
         for lvl in space.target.levels
-        for e in (lvl.read_pj, lvl.write_pj, lvl.update_pj, lvl.network.hop_energy_pj)
+        for e in (
+            lvl.read_pj,
+            lvl.write_pj,
+            lvl.update_pj,
+            lvl.network.hop_energy_pj,
+            lvl.network.links.energy_pj if lvl.network.links else 0.0,
+        )
         if e > 0
     ]
     smallest, largest = min(energies, default=1.0), max(energies, default=1.0)

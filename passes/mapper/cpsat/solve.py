@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from joule.cost.nest import axis_terms
+from joule.cost.nest import axis_terms, scaled_steps
 from joule.cost.terms import cost_terms
 from joule.passes.mapper.cpsat.formulation import Formulation, Val, const, energy_scale
 from joule.passes.mapper.mapspace.space import MapSpace, Slot
@@ -245,7 +245,7 @@ def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val,
         terms.append((_c(term.energy_pj, form.scale), count))
         if term.kind == "read":
             reads_at[term.level].append(count)
-        elif term.kind != "network":
+        elif term.kind in ("fill", "update"):
             writes_at[term.level].append(count)
     energy = form.as_var(form.linear(terms))
     per_level = {
@@ -286,6 +286,27 @@ class CpsatBlocks:
         ]
         return self.form.slot_product(between)
 
+    def links(self, tensor, level: int) -> Val:  # noqa: ANN001
+        outer = _skeleton_outer(self.combo, level)
+        key = ("links", tensor.role, level, tuple(outer))
+        if key not in self.form._memo:
+            self.form._memo[key] = _links(self.form, tensor, level, outer)
+        return self.form._memo[key]
+
+    def lines(self, tensor, level: int) -> Val:  # noqa: ANN001
+        along = set(_link_slots(self.form.space, level))
+        space = self.form.space
+        across = [
+            s
+            for d in space.dims
+            for s in space.slots[d]
+            if s.axis is not None and s.level < level and s not in along
+        ]
+        return self.form.slot_product(across)
+
+    def plus(self, a: Val, b: Val) -> Val:
+        return self.form.linear([(1, a), (1, b)])
+
     def minus(self, a: Val, b: Val) -> Val:
         return self.form.linear([(1, a), (-1, b)])
 
@@ -309,6 +330,85 @@ def _fills(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # 
         out = form.fills(at, _extents(form, tensor, level), tile, outer)
     form._memo[key] = out
     return out
+
+
+def _link_slots(space: MapSpace, level: int) -> list[Slot]:
+    """The spatial slots on the link axis right above ``level``, in mapping layout order."""
+    links = space.target.levels[level - 1].network.links
+    assert links is not None
+    return [
+        s
+        for d in space.dims
+        for s in space.slots[d]
+        if s.level == level - 1 and s.axis == links.axis
+    ]
+
+
+def _links(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # noqa: ANN001
+    """Words all instances of ``level`` take from a neighbour (``joule.cost.nest.linked_words``).
+
+    One candidate per (temporal slot k above, spatial slot m on the link axis): k is the
+    innermost loop that moves, m the innermost moving one on the axis, k's tile shift
+    equals m's tile offset up to sign (equal steps, scaled by the coefficients) and
+    reaches past the tile on some axis. Pairs whose coefficients rule that out, or of
+    one dim (a temporal loop above the fan-out steps over the spatial one), are dropped
+    before the model sees them.
+    """
+    model = form.model
+    space = form.space
+    at = axis_terms(tensor)
+    spatial = _link_slots(space, level)
+    extents = _extents(form, tensor, level)
+    tile = _tile(form, tensor, level)
+    above = [
+        s for d in space.dims for s in space.slots[d] if s.axis is not None and s.level < level
+    ]
+    parts: list[tuple[int, Val]] = []
+    for k, star in enumerate(outer):
+        if star.dim not in tensor.relevant_dims or form.f(star).ub == 1:
+            continue
+        for m, link in enumerate(spatial):
+            if link.dim == star.dim or form.f(link).ub == 1:
+                continue
+            pairs = scaled_steps(at, star.dim, link.dim)
+            if pairs is None:
+                continue
+            conds = [form._moves(star), *[form._moves(s).Not() for s in outer[k + 1 :]]]
+            conds += [form._moves(link), *[form._moves(s).Not() for s in spatial[m + 1 :]]]
+            whole = []
+            for axis_index, (ck, cm) in pairs:
+                shift = form.mul([const(ck), form.step(star)])
+                offset = form.mul([const(cm), form.step(link)])
+                same = model.NewBoolVar("")
+                model.Add(shift.expr == offset.expr).OnlyEnforceIf(same)
+                model.Add(shift.expr != offset.expr).OnlyEnforceIf(same.Not())
+                conds.append(same)
+                past = model.NewBoolVar("")
+                model.Add(shift.expr >= extents[axis_index].expr).OnlyEnforceIf(past)
+                model.Add(shift.expr < extents[axis_index].expr).OnlyEnforceIf(past.Not())
+                whole.append(past)
+            reaches = model.NewBoolVar("")
+            model.AddBoolOr(whole).OnlyEnforceIf(reaches)
+            model.AddBoolAnd([w.Not() for w in whole]).OnlyEnforceIf(reaches.Not())
+            conds.append(reaches)
+            on = model.NewBoolVar("")
+            model.AddBoolAnd(conds).OnlyEnforceIf(on)
+            model.AddBoolOr([c.Not() for c in conds]).OnlyEnforceIf(on.Not())
+            fk, fm = form.f(star), form.f(link)
+            value = form.mul(
+                [
+                    form.slot_product([s for s in above if s != link]),
+                    Val(fm.expr - 1, fm.lb - 1, fm.ub - 1),
+                    form.slot_product(outer[:k]),
+                    Val(fk.expr - 1, fk.lb - 1, fk.ub - 1),
+                    tile,
+                ]
+            )
+            gated = model.NewIntVar(0, max(0, value.ub), "")
+            model.Add(gated == value.expr).OnlyEnforceIf(on)
+            model.Add(gated == 0).OnlyEnforceIf(on.Not())
+            parts.append((1, Val(gated, 0, max(0, value.ub))))
+    return form.linear(parts) if parts else const(0)
 
 
 def _first(form: Formulation, relevant: frozenset[str], level: int) -> Val:

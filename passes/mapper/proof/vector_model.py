@@ -13,6 +13,7 @@ re-scores anything it keeps with ``score`` itself.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
 
@@ -32,6 +33,10 @@ class VectorModel:
     def __init__(self, space: MapSpace) -> None:
         self.space = space
         self.terms = cost_terms(space.nest, space.target)
+        # (role, level) pairs whose fills a neighbour may serve (inter-PE links).
+        self.linked = sorted(
+            {(t.tensor.role, t.count.level) for t in self.terms.terms if t.kind == "link"}
+        )
         self.columns = {d: {s: k for k, s in enumerate(space.slots[d])} for d in space.dims}
         # (role, dim) whose tile never overlaps its next one along that dim: an axis indexed
         # by that dim alone moves by at least the whole tile, so the halo term is 0.
@@ -196,6 +201,94 @@ class Batch:
             out = np.where(f > 1, candidate, out)
         return out
 
+    def links(self, tensor: Tensor, level: int, orders: Orders) -> np.ndarray:
+        """Words all instances of ``level`` take from a neighbour (``linked_words``): where
+        the innermost temporal loop above moves the tile by the innermost spatial loop's
+        offset on the link axis, and by at least its whole extent."""
+        return self._memo(
+            ("links", tensor.role, level, orders[:level]),
+            lambda: self._links(tensor, level, orders[:level]),
+        )
+
+    def _links(self, tensor: Tensor, level: int, outer: Orders) -> np.ndarray:
+        n = self.n
+        loops = tuple((d, i) for i, order in enumerate(outer) for d in order)
+        spatial = self._link_slots(level)
+        extents = self.extents(tensor, level)
+        total = np.zeros(n, dtype=np.int64)
+        star_free = np.ones(n, dtype=bool)  # no loop of more than 1 inside this one
+        for k in range(len(loops) - 1, -1, -1):
+            d, i = loops[k]
+            column = self.model.columns[d][Slot(d, i, None)]
+            f = self.column(d, column)
+            is_star = star_free & (f > 1)
+            star_free = star_free & (f == 1)
+            if d not in tensor.relevant_dims or not is_star.any():
+                continue
+            shift = [
+                sum(c for e, c in axis.terms if e == d) * self.step(d, column)
+                for axis in tensor.projection
+            ]
+            whole = np.zeros(n, dtype=bool)
+            for move, extent in zip(shift, extents, strict=True):
+                whole |= np.abs(move) >= extent
+            link_free = np.ones(n, dtype=bool)
+            for m in range(len(spatial) - 1, -1, -1):
+                dm, cm = spatial[m]
+                fm = self.column(dm, cm)
+                is_link = link_free & (fm > 1)
+                link_free = link_free & (fm == 1)
+                offset = [
+                    sum(c for e, c in axis.terms if e == dm) * self.step(dm, cm)
+                    for axis in tensor.projection
+                ]
+                same = np.ones(n, dtype=bool)
+                opposite = np.ones(n, dtype=bool)
+                for o, sh in zip(offset, shift, strict=True):
+                    same &= o == sh
+                    opposite &= o == -sh
+                ok = is_star & is_link & whole & (same | opposite)
+                if ok.any():
+                    value = (
+                        self.instances(level)
+                        // fm
+                        * (fm - 1)
+                        * self.trips(loops[:k])
+                        * (f - 1)
+                        * self.tile(tensor, level)
+                    )
+                    total = np.where(ok, value, total)
+        return total
+
+    def _link_slots(self, level: int) -> list[tuple[str, int]]:
+        """(dim, column) of the spatial slots on the link axis right above ``level``, in
+        the order a mapping lays them out (the innermost one's neighbours are adjacent)."""
+        links = self.space.target.levels[level - 1].network.links
+        assert links is not None
+        return [
+            (d, k)
+            for d in self.space.dims
+            for s, k in self.model.columns[d].items()
+            if s.level == level - 1 and s.axis == links.axis
+        ]
+
+    def link_ceiling(self, level: int) -> np.ndarray:
+        """At most this share of the fills of ``level`` is linked: (f - 1) / f of the
+        innermost spatial loop on the link axis (known: spatial factors are fixed)."""
+        out = np.zeros(self.n)
+        free = np.ones(self.n, dtype=bool)
+        for d, k in reversed(self._link_slots(level)):
+            f = self.column(d, k)
+            out = np.where(free & (f > 1), (f - 1) / f, out)
+            free &= f == 1
+        return out
+
+    def lines(self, level: int) -> np.ndarray:
+        along = np.ones(self.n, dtype=np.int64)
+        for d, k in self._link_slots(level):
+            along = along * self.column(d, k)
+        return self.instances(level) // along
+
     def column(self, dim: str, column: int) -> np.ndarray:
         return self._memo(("column", dim, column), lambda: self.factors[dim][:, column])
 
@@ -231,8 +324,29 @@ class Batch:
         """Energy no orders of the ``free`` outermost levels can beat (``orders[:free]`` are
         ignored), split into the outermost level's part and the rest (MACs included):
         every count grows with the fills, so :meth:`fills_floor` gives lower bounds."""
-        floors = ArrayBlocks(self, lambda t, level: self.fills_floor(t, level, orders, free))
-        outer, rest, _, _ = self._energy(floors)
+
+        def fills(t: Tensor, level: int) -> np.ndarray:
+            return self.fills_floor(t, level, orders, free)
+
+        linked = self.model.linked
+        if not linked:
+            outer, rest, _, _ = self._energy(ArrayBlocks(self, fills, _no_links))
+            return outer, rest
+        # Energy is affine in each linked share alpha in [0, ceiling] and grows with the
+        # fills whatever alpha is: the least of its values at the corners bounds it.
+        outer = rest = None
+        for corner in itertools.product((False, True), repeat=len(linked)):
+            on = {key for key, up in zip(linked, corner, strict=True) if up}
+
+            def links(t: Tensor, level: int, on: set = on) -> np.ndarray:
+                if (t.role, level) not in on:
+                    return np.zeros(self.n)
+                blocks_fills = fills(t, level) * self.instances(level)
+                return blocks_fills * self.link_ceiling(level)
+
+            o, r, _, _ = self._energy(ArrayBlocks(self, fills, links))
+            outer = o if outer is None else np.minimum(outer, o)
+            rest = r if rest is None else np.minimum(rest, r)
         return outer, rest
 
     def fills_floor(self, tensor: Tensor, level: int, orders: Orders, free: int) -> np.ndarray:
@@ -263,7 +377,11 @@ class Batch:
 
     def blocks(self, orders: Orders) -> ArrayBlocks:
         """The cost terms' building blocks for every point under ``orders``."""
-        return ArrayBlocks(self, lambda tensor, level: self.fills(tensor, level, orders))
+        return ArrayBlocks(
+            self,
+            lambda tensor, level: self.fills(tensor, level, orders),
+            lambda tensor, level: self.links(tensor, level, orders),
+        )
 
     def _energy(self, blocks: ArrayBlocks) -> tuple[np.ndarray, np.ndarray, list, list]:
         """The outermost level's energy, the rest's (MACs included), and per level the
@@ -277,10 +395,11 @@ class Batch:
         for term, count in self.model.terms.evaluate(blocks):
             if term.energy_pj:
                 by_level[term.level] += count * term.energy_pj
+            # Not in place: floors with links count in floats (a share of the fills).
             if term.kind == "read":
-                reads_at[term.level] += count
-            elif term.kind != "network":
-                writes_at[term.level] += count
+                reads_at[term.level] = reads_at[term.level] + count
+            elif term.kind in ("fill", "update"):
+                writes_at[term.level] = writes_at[term.level] + count
         rest = nest.macs * target.mac_energy_pj + sum(by_level[1:], np.zeros(n))
         return by_level[0], rest, reads_at, writes_at
 
@@ -288,9 +407,10 @@ class Batch:
 class ArrayBlocks:
     """The building blocks of ``joule.cost.terms`` over a batch: one array per count."""
 
-    def __init__(self, batch: Batch, fills) -> None:  # noqa: ANN001
+    def __init__(self, batch: Batch, fills, links) -> None:  # noqa: ANN001
         self.batch = batch
         self.per_instance = fills
+        self.linked = links
         self._fills: dict[tuple[str, int], np.ndarray] = {}
 
     def macs(self) -> np.ndarray:
@@ -309,6 +429,15 @@ class ArrayBlocks:
         idle = [d for d in self.batch.space.dims if d not in tensor.relevant_dims]
         return self.batch.spread(idle, outer, inner)
 
+    def links(self, tensor: Tensor, level: int) -> np.ndarray:
+        return self.linked(tensor, level)
+
+    def lines(self, tensor: Tensor, level: int) -> np.ndarray:
+        return self.batch.lines(level)
+
+    def plus(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
     def minus(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return a - b
 
@@ -317,6 +446,10 @@ class ArrayBlocks:
 
     def times(self, k: int, a: np.ndarray) -> np.ndarray:
         return k * a
+
+
+def _no_links(tensor: Tensor, level: int) -> np.ndarray:
+    raise AssertionError("the terms of a target without links ask for none")
 
 
 def limited(level: StorageLevel) -> bool:
