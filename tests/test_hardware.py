@@ -56,6 +56,7 @@ def test_template_target_has_eyeriss_mapspace(default_instance) -> None:
         assert ours.bandwidth_words_per_cycle == theirs.bandwidth_words_per_cycle
         assert ours.network.multicast == theirs.network.multicast
         assert ours.network.spatial_reduction == theirs.network.spatial_reduction
+        assert ours.network.links == theirs.network.links
 
 
 def _art() -> dict[str, float]:
