@@ -107,13 +107,16 @@ def solve_all(jobs: Sequence[Job], workers: int, label: str) -> list[Solved]:
 def level_breakdown_pj(cost: CostResult, target: Target) -> dict[str, float]:
     """Energy by level as the paper splits it: storage levels, the array network, the MACs.
 
-    The cost model charges network hops to the level that sends the data; here
-    they are moved to their own ``array`` entry.
+    The cost model charges network hops (and words forwarded between neighbours) to the
+    level that sends the data; here they are moved to their own ``array`` entry.
     """
     out: dict[str, float] = {}
     network = 0.0
     for lvl in target.levels:
         hops = sum(cost.network_words.get(lvl.name, {}).values()) * lvl.network.hop_energy_pj
+        if lvl.network.links is not None:
+            forwarded = sum(cost.link_words.get(lvl.name, {}).values())
+            hops += forwarded * lvl.network.links.energy_pj
         network += hops
         out[lvl.name] = sum(cost.energy_breakdown_pj[lvl.name].values()) - hops
     out["array"] = network

@@ -55,6 +55,7 @@ class CostResult:
                 lvl: {role: counts.to_dict() for role, counts in roles.items()}
                 for lvl, roles in self.accesses.items()
             },
+            "link_words": self.link_words,
             "cycles": self.cycles,
             "utilization": self.utilization,
             "lower_bound_pj": self.lower_bound_pj,
