@@ -17,10 +17,7 @@ PyTorch and scikit-learn come with the ``accuracy`` extra (``pip install -e '.[a
 they are imported on first use only.
 """
 
-from joule.accuracy.net import LAYER_NAMES, TrainSettings
-from joule.accuracy.quantize import FLOAT, QuantConfig, parse
-from joule.accuracy.search import SearchResult, search
-from joule.accuracy.study import (
+from joule.accuracy.measure import (
     accuracy,
     cache_dir,
     float_model,
@@ -32,6 +29,9 @@ from joule.accuracy.study import (
     study,
     trained_weights,
 )
+from joule.accuracy.net import LAYER_NAMES, TrainSettings
+from joule.accuracy.quantize import FLOAT, QuantConfig, parse
+from joule.accuracy.search import SearchResult, search
 
 __all__ = [
     "FLOAT",

@@ -270,11 +270,18 @@ def resolve(
     weights: Mapping[str, np.ndarray],
     activations: Mapping[str, np.ndarray],
     config: QuantConfig,
+    memo: dict | None = None,
 ) -> dict[str, LayerQuant]:
     """Scales and integers for each layer, from the float weights and the calibration
-    activations (``activations[layer]``: the float tensor the layer reads)."""
+    activations (``activations[layer]``: the float tensor the layer reads). ``memo``: a dict
+    reused across calls with the same weights and activations (a layer's result depends
+    only on its own widths, granularity and calibration)."""
     out = {}
     for layer, (wb, ab) in config.bits_per_layer().items():
+        key = (layer, wb, ab, config.granularity, config.calibration)
+        if memo is not None and key in memo:
+            out[layer] = memo[key]
+            continue
         q = scale = a_scale = None
         lo = hi = 0
         if ab is not None:
@@ -289,6 +296,8 @@ def resolve(
                 weights[f"{layer}.weight"], wb, config.granularity, config.calibration, floor
             )
         out[layer] = LayerQuant(wb, ab, q, scale, a_scale, lo, hi)
+        if memo is not None:
+            memo[key] = out[layer]
     return out
 
 

@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from joule.accuracy.measure import accuracy, study
 from joule.accuracy.net import DEFAULT_TRAINING, LAYER_NAMES, TrainSettings
 from joule.accuracy.quantize import QuantConfig
-from joule.accuracy.study import accuracy, study
 
 BitsPerLayer = dict[str, tuple[int, int]]
 EnergyOf = Callable[[Mapping[str, tuple[int, int]]], float]
@@ -128,7 +128,7 @@ def toy_energy(bits: Mapping[str, tuple[int, int]]) -> float:
     """A stand-in energy for tests and examples, NOT Joule's: per layer, MACs x weight bits x
     activation bits (a multiplier's energy grows about with the product of its widths) plus
     weight count x weight bits (weight storage traffic). Replace with Joule's energies."""
-    from joule.accuracy.study import layer_shapes
+    from joule.accuracy.measure import layer_shapes
 
     shapes = layer_shapes()
     return float(

@@ -32,6 +32,7 @@ from joule.accuracy.quantize import FLOAT, QuantConfig, build_model, parse, reso
 
 CALIBRATION_SIZE = 256
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+_RESOLVED: dict[tuple, dict] = {}  # (seed, settings, calibration size) -> resolve() memo
 
 
 def cache_dir() -> Path:
@@ -181,7 +182,9 @@ def quantized_model(
     """The ONNX model for ``config`` (QDQ nodes), calibrated on ``seed``'s training images."""
     config = parse(config) if isinstance(config, str) else config
     weights = trained_weights(seed, settings)
-    quant = resolve(weights, calibration_activations(seed, settings, calibration_size), config)
+    activations = calibration_activations(seed, settings, calibration_size)
+    memo = _RESOLVED.setdefault((seed, settings, calibration_size), {})
+    quant = resolve(weights, activations, config, memo)
     return build_model(weights, quant, batch=batch, native_int4=native_int4)
 
 
