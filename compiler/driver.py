@@ -9,11 +9,13 @@ from typing import TextIO
 
 from joule.cache import ResultCache, open_cache
 from joule.defaults import DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKERS
+from joule.errors import OptionError
 from joule.ir.network import Network
 from joule.option_checks import check_options
 from joule.passmanager import PassManager
 from joule.pipeline import MappingModule
 from joule.schedule import LayerSchedule, Schedule
+from joule.targets.precision import PrecisionPlan, with_precision
 from joule.targets.spec import Target
 
 GAP_WARNING = 0.01
@@ -44,6 +46,7 @@ def compile_model(
     print_after: frozenset[str] = frozenset(),
     log: TextIO | None = None,
     cache: ResultCache | str | Path | bool | None = None,
+    precision: str | Path | PrecisionPlan | None = None,
 ) -> Schedule:
     """Map every MAC layer of ``model`` on ``target``.
 
@@ -56,6 +59,8 @@ def compile_model(
     ``cache``: None/False solves everything; True uses the default result cache
     (``joule.cache.default_cache_path``); a path or a ``ResultCache`` uses
     that one. Cached and fresh solves give the same schedule.
+    ``precision``: bits per tensor for every layer (``"w4a8"``), or per layer (a
+    :class:`PrecisionPlan` or its YAML file); None keeps the target's own widths.
     Ctrl-C raises :class:`CompileInterrupted` with the partial schedule.
     """
     from joule.passes.canonicalize import Canonicalize
@@ -88,8 +93,9 @@ def compile_model(
         TileAndOrder(mapper=mapper, options=options, workers=workers, cache=open_cache(cache)),
     ]
     manager = PassManager(passes, print_after=print_after, **({"out": log} if log else {}))
+    module = _with_precision(MappingModule.from_network(network, tgt), precision)
     try:
-        module = manager.run(MappingModule.from_network(network, tgt))
+        module = manager.run(module)
     except TileInterrupted as stop:
         schedule = _schedule(stop.module, objective, dataflow, mapper)
         schedule.pass_times_s = {t.name: t.seconds for t in manager.timings}
@@ -99,6 +105,33 @@ def compile_model(
     schedule.pass_times_s = {t.name: t.seconds for t in manager.timings}
     schedule.time_s = time.perf_counter() - start
     return schedule
+
+
+def _with_precision(
+    module: MappingModule, precision: str | Path | PrecisionPlan | None
+) -> MappingModule:
+    """Give each layer whose precision differs from the target's its own target."""
+    if precision is None:
+        return module
+    plan = precision if isinstance(precision, PrecisionPlan) else PrecisionPlan.parse(precision)
+    known = {layer.original.name for layer in module.layers}
+    unknown = sorted(name for name, _ in plan.layers if name not in known)
+    if unknown:
+        raise OptionError(
+            f"the precision file names layers the model does not have: {', '.join(unknown)}",
+            hint=f"layer names are the ONNX nodes 'joule lower' prints, e.g. {min(known)}",
+        )
+    layers = []
+    for layer in module.layers:
+        chosen = plan.for_layer(layer.original.name)
+        own = with_precision(module.target, chosen)
+        note = (
+            (f"precision {chosen.label} (target {own.name})",) if own is not module.target else ()
+        )
+        layers.append(
+            layer.with_(target=own if own is not module.target else None, notes=layer.notes + note)
+        )
+    return module.with_layers(layers)
 
 
 def _lower(model: object, batch: int | None, dims: Mapping[str, int] | None) -> Network:
@@ -120,7 +153,7 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
         if result is None:  # interrupted before this layer was solved
             continue
         # Re-score on the original nest: the reported numbers are the model's.
-        cost = evaluate(layer.original, module.target, result.mapping)
+        cost = evaluate(layer.original, module.target_of(layer), result.mapping)
         signature = layer.nest.signature()
         shared = first_of.setdefault(signature, layer.original.name)
         report = result.report

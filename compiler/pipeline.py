@@ -23,6 +23,7 @@ class LayerState:
     constraints: object | None = None  # joule.passes.mapper.mapspace.space.SpaceConstraints
     result: object | None = None  # joule.passes.mapper.outcome.SearchResult
     notes: tuple[str, ...] = ()
+    target: Target | None = None  # its own (another precision), else the module's
 
     def with_(self, **changes: object) -> LayerState:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -37,6 +38,9 @@ class MappingModule:
     @classmethod
     def from_network(cls, network: Network, target: Target) -> MappingModule:
         return cls(network, target, [LayerState(n, n) for n in network.loopnests])
+
+    def target_of(self, layer: LayerState) -> Target:
+        return layer.target or self.target
 
     def with_layers(self, layers: list[LayerState]) -> MappingModule:
         return MappingModule(self.network, self.target, layers)

@@ -69,11 +69,12 @@ class TileAndOrder:
     def apply(self, module: MappingModule) -> MappingModule:
         groups: dict[tuple, list[int]] = {}
         for index, layer in enumerate(module.layers):
-            key = (layer.nest.signature(), repr(layer.constraints))
+            own = module.target_of(layer).content_hash
+            key = (layer.nest.signature(), repr(layer.constraints), own)
             groups.setdefault(key, []).append(index)
         jobs = [module.layers[indices[0]] for indices in groups.values()]
         for job in jobs:
-            check_size(job.nest, module, job.constraints)
+            check_size(job.nest, module.target_of(job), job.constraints)
         results: list[SearchResult | None] = [None] * len(jobs)
         try:
             self._solve(jobs, module, results)
@@ -85,11 +86,14 @@ class TileAndOrder:
         self, jobs: list[LayerState], module: MappingModule, results: list[SearchResult | None]
     ) -> None:
         """Fill ``results`` in place (so an interrupt keeps what was solved)."""
-        target = module.target
-        keys = [result_key(j.nest, target, j.constraints, self.mapper, self.options) for j in jobs]
+        targets = [module.target_of(j) for j in jobs]
+        keys = [
+            result_key(j.nest, t, j.constraints, self.mapper, self.options)
+            for j, t in zip(jobs, targets, strict=True)
+        ]
         todo = []
         for k, job in enumerate(jobs):
-            results[k] = self._cached(keys[k], job.nest, target)
+            results[k] = self._cached(keys[k], job.nest, targets[k])
             if results[k] is None:
                 todo.append(k)
         cached_note = f", {len(jobs) - len(todo)} from the cache" if len(todo) < len(jobs) else ""
@@ -105,7 +109,7 @@ class TileAndOrder:
                 pool.submit(
                     map_layer,
                     jobs[k].nest,
-                    target,
+                    targets[k],
                     jobs[k].constraints,
                     mapper=self.mapper,
                     options=self.options,
@@ -138,7 +142,7 @@ class TileAndOrder:
         return SearchResult(hit.mapping, hit.cost, SolverReport(**hit.report))
 
 
-def check_size(nest: LoopNest, module: MappingModule, constraints: object) -> None:
+def check_size(nest: LoopNest, target: Target, constraints: object) -> None:
     """Refuse a layer the mapper cannot represent exactly, naming the dim and the limit."""
     where = f"layer @{nest.name}" + (f" (ONNX node {nest.onnx_node})" if nest.onnx_node else "")
     for dim, extent in nest.dims:
@@ -165,7 +169,7 @@ def check_size(nest: LoopNest, module: MappingModule, constraints: object) -> No
         )
     if constraints is None:
         return
-    space = MapSpace(nest, module.target, constraints)  # type: ignore[arg-type]
+    space = MapSpace(nest, target, constraints)  # type: ignore[arg-type]
     for dim in space.dims:
         limits = tuple(space.slot_limit(s) for s in space.slots[dim])
         count = count_tilings(nest.extents[dim], limits)

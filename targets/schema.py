@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from joule.errors import JouleError
 from joule.ir.loopnest import ROLES, Role
 from joule.targets.fields import Fields, Section
 from joule.targets.spec import LevelConstraints, Links, Network, StorageLevel, Target
@@ -27,6 +28,7 @@ TOP_KEYS = (
     "mac",
     "levels",
     "networks",
+    "precision",
 )
 MAC_KEYS = ("energy_pj", "source")
 LEVEL_KEYS = (
@@ -43,6 +45,7 @@ LEVEL_KEYS = (
     "energy_source",
     "bandwidth_words_per_cycle",
     "word_bits",
+    "block_bits",
     "constraints",
 )
 NETWORK_KEYS = ("multicast", "spatial_reduction", "hop_energy_pj", "source", "links")
@@ -67,7 +70,7 @@ def build_target(doc: YamlDoc, source_file: str, content_hash: str) -> Target:
         fields.fail("levels", "must be a non-empty list of storage levels, DRAM first")
     levels = _levels(fields, raw_levels, word_bits)
     levels = _attach_networks(fields, top, levels)
-    return Target(
+    target = Target(
         name=name,
         description=description,
         levels=tuple(levels),
@@ -80,6 +83,16 @@ def build_target(doc: YamlDoc, source_file: str, content_hash: str) -> Target:
         technology=_optional_text(fields, top, "technology"),
         notes=_optional_text(fields, top, "notes"),
     )
+    if not top.has("precision"):
+        return target
+    from joule.targets.precision import Precision, with_precision
+
+    spec = fields.text(top.data["precision"], "precision")
+    try:
+        precision = Precision.parse(spec)
+    except JouleError as err:
+        fields.fail("precision", err.what, hint=err.hint)
+    return with_precision(target, precision, rename=False)
 
 
 def _optional_text(fields: Fields, section: Section, key: str) -> str:
@@ -157,6 +170,11 @@ def _level(
     bits = word_bits
     if sec.has("word_bits"):
         bits = fields.integer(sec.data["word_bits"], at("word_bits"))
+    block = None
+    if sec.has("block_bits"):
+        block = fields.integer(sec.data["block_bits"], at("block_bits"))
+        if block % bits:
+            fields.fail(at("block_bits"), f"must be a multiple of the word ({bits} bits)")
     constraints = LevelConstraints()
     if sec.has("constraints"):
         raw = fields.mapping(sec.data["constraints"], at("constraints"))
@@ -175,6 +193,7 @@ def _level(
         energy_source=fields.text(sec.get("energy_source"), at("energy_source")),
         bandwidth_words_per_cycle=bandwidth,
         word_bits=bits,
+        block_bits=block,
         constraints=constraints,
     )
 

@@ -77,10 +77,49 @@ class StorageLevel:
     word_bits: int = 16
     network: Network = field(default_factory=Network)  # towards the inner fan-out
     constraints: LevelConstraints = field(default_factory=LevelConstraints)
+    # Bits per value of each kept tensor when they differ from ``word_bits`` (a
+    # precision, joule.targets.precision); energies and capacities follow them.
+    tensor_bits: tuple[tuple[Role, int], ...] = ()
+    block_bits: int | None = None  # bits one access moves; None: one word
 
     def capacity_for(self, role: Role) -> int | None:
         """Words available to ``role`` alone when buffers are split, else None."""
         return dict(self.capacity_per_tensor).get(role)
+
+    def bits_of(self, role: Role) -> int:
+        return dict(self.tensor_bits).get(role, self.word_bits)
+
+    def capacity_bits(self) -> int | None:
+        """Bits shared by the kept tensors (values pack densely), or None (unbounded)."""
+        return None if self.capacity_words is None else self.capacity_words * self.word_bits
+
+    def capacity_bits_for(self, role: Role) -> int | None:
+        words = self.capacity_for(role)
+        return None if words is None else words * self.word_bits
+
+    def energy_scale(self, role: Role) -> float:
+        """Energy of one ``role`` value relative to one word: an access moves a block of
+        ``block_bits``, holding ``block // bits`` values (or a value takes several)."""
+        bits = self.bits_of(role)
+        if bits == self.word_bits:
+            return 1.0
+        block = self.block_bits or self.word_bits
+        native = _values_per_block(block, self.word_bits)
+        return native / _values_per_block(block, bits)
+
+    def read_pj_of(self, role: Role) -> float:
+        return self.read_pj * self.energy_scale(role)
+
+    def write_pj_of(self, role: Role) -> float:
+        return self.write_pj * self.energy_scale(role)
+
+    def update_pj_of(self, role: Role) -> float:
+        return self.update_pj * self.energy_scale(role)
+
+
+def _values_per_block(block: int, bits: int) -> float:
+    """Values one access of ``block`` bits moves: whole values only, or a fraction of one."""
+    return block // bits if bits <= block else 1 / -(-bits // block)
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="bind a symbolic dim (repeatable)",
     )
     parser.add_argument(
+        "--precision",
+        default=None,
+        metavar="SPEC|FILE",
+        help="bits per tensor: wWaA[oO][pP] (e.g. w4a8) for every layer, or a YAML file "
+        "{default: SPEC, layers: {ONNX_NODE: SPEC}}; default: the target's own widths",
+    )
+    parser.add_argument(
         "--emit",
         action="append",
         default=[],
@@ -125,6 +132,7 @@ def _compile(args: argparse.Namespace, model: object) -> int:
             dims=parse_dims(args.dim),
             print_after=frozenset(args.print_after),
             cache=cache,
+            precision=args.precision,
         )
     except CompileInterrupted as stop:
         out = write_outputs(stop.schedule, args.out)

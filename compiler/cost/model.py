@@ -206,13 +206,15 @@ def lower_bound_pj(nest: LoopNest, target: Target) -> float:
         words = distinct_words(nest, tensor)
         inner = target.levels[keepers[-1]]
         if tensor.role == "output":
-            energy += macs * inner.update_pj
-            energy += max(0, macs - words * inner.instances) * inner.read_pj
-            energy += sum(words * target.levels[i].update_pj for i in keepers[:-1])
+            role = tensor.role
+            energy += macs * inner.update_pj_of(role)
+            energy += max(0, macs - words * inner.instances) * inner.read_pj_of(role)
+            energy += sum(words * target.levels[i].update_pj_of(role) for i in keepers[:-1])
         else:
-            energy += macs * inner.read_pj
-            energy += sum(words * target.levels[i].read_pj for i in keepers[:-1])
-            energy += sum(words * target.levels[i].write_pj for i in keepers if i > 0)
+            role = tensor.role
+            energy += macs * inner.read_pj_of(role)
+            energy += sum(words * target.levels[i].read_pj_of(role) for i in keepers[:-1])
+            energy += sum(words * target.levels[i].write_pj_of(role) for i in keepers if i > 0)
     return energy
 
 

@@ -236,7 +236,8 @@ def cost_terms(nest: LoopNest, target: Target) -> CostTerms:
         terms.append(Term(level, tensor, kind, count, energy_pj))
 
     for tensor in nest.tensors:
-        levels = keepers[tensor.role]
+        role = tensor.role
+        levels = keepers[role]
         for k, i in enumerate(levels):
             lvl = target.levels[i]
             child = levels[k + 1] if k + 1 < len(levels) else None
@@ -248,10 +249,10 @@ def cost_terms(nest: LoopNest, target: Target) -> CostTerms:
                 else:
                     reduce = networks_support(target, i, child, "spatial_reduction")
                     updates = PerShared(Fills(child), i, child) if reduce else Fills(child)
-                add(i, tensor, "read", LessFirst(updates, i), lvl.read_pj)
+                add(i, tensor, "read", LessFirst(updates, i), lvl.read_pj_of(role))
                 if k > 0:
-                    add(i, tensor, "fill", LessFirst(Fills(i), i), lvl.write_pj)
-                add(i, tensor, "update", updates, lvl.update_pj)
+                    add(i, tensor, "fill", LessFirst(Fills(i), i), lvl.write_pj_of(role))
+                add(i, tensor, "update", updates, lvl.update_pj_of(role))
                 if child is not None:
                     # Partial sums drained up, and fetched back down except first writes.
                     add(
@@ -282,12 +283,12 @@ def cost_terms(nest: LoopNest, target: Target) -> CostTerms:
                         PerLine(Linked(i), i) if above.charge == "timeloop" else Linked(i)
                     )
                     reads = Plus(reads, charged)
-                add(i, tensor, "read", reads, lvl.read_pj)
+                add(i, tensor, "read", reads, lvl.read_pj_of(role))
                 if k > 0:
                     fills: Count = Fills(i)
                     if above is not None and above.charge == "timeloop":
                         fills = Plus(Less(fills, Linked(i)), PerLine(Linked(i), i))
-                    add(i, tensor, "fill", fills, lvl.write_pj)
+                    add(i, tensor, "fill", fills, lvl.write_pj_of(role))
                 if child is not None:
                     add(i, tensor, "network", sent, lvl.network.hop_energy_pj)
                     if below is not None:

@@ -9,7 +9,7 @@ from joule.cost.nest import FlatNest, axis_terms, box_extents
 from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest
 from joule.mapping import Mapping
-from joule.targets.spec import Target
+from joule.targets.spec import StorageLevel, Target
 
 
 def check_structure(nest: LoopNest, target: Target, mapping: Mapping) -> None:
@@ -72,25 +72,35 @@ def check_capacity(nest: LoopNest, target: Target, flat: FlatNest) -> dict[str, 
 
 
 def check_tiles(nest: LoopNest, target: Target, tiles: dict[str, dict[str, int]]) -> None:
-    """Raise MappingError naming the first level whose tiles exceed its buffers."""
+    """Raise MappingError naming the first level whose tiles exceed its buffers (in bits:
+    narrower values pack more of them into a buffer)."""
     for level in target.levels:
         sizes = tiles[level.name]
         for role, words in sizes.items():
-            cap = level.capacity_for(role)
-            if cap is not None and words > cap:
+            cap = level.capacity_bits_for(role)  # type: ignore[arg-type]
+            if cap is not None and words * level.bits_of(role) > cap:  # type: ignore[arg-type]
                 raise MappingError(
-                    f"the {role} tile at level {level.name} is {words} words, "
-                    f"more than its {cap}-word buffer",
+                    f"the {role} tile at level {level.name} is {words} words"
+                    f"{_of_bits(level, role)}, more than its "
+                    f"{level.capacity_for(role)}-word buffer",  # type: ignore[arg-type]
                     where=f"layer @{nest.name}",
                     hint="move loops of dims relevant to it to outer levels",
                 )
-        if level.capacity_words is not None:
-            total = sum(sizes.values())
-            if total > level.capacity_words:
+        cap = level.capacity_bits()
+        if cap is not None:
+            used = sum(w * level.bits_of(r) for r, w in sizes.items())  # type: ignore[arg-type]
+            if used > cap:
+                total = sum(sizes.values())
                 raise MappingError(
                     f"tiles at level {level.name} take {total} words "
-                    f"({', '.join(f'{r} {w}' for r, w in sizes.items())}), "
+                    f"({', '.join(f'{r} {w}{_of_bits(level, r)}' for r, w in sizes.items())}), "
                     f"more than its capacity of {level.capacity_words}",
                     where=f"layer @{nest.name}",
                     hint="move loops to outer levels so the tiles shrink",
                 )
+
+
+def _of_bits(level: StorageLevel, role: str) -> str:
+    """' of B bits' where a precision makes a value narrower or wider than a word."""
+    bits = level.bits_of(role)  # type: ignore[arg-type]
+    return "" if bits == level.word_bits else f" of {bits} bits ({level.word_bits}-bit words)"

@@ -75,14 +75,15 @@ def _no_mapping(space: MapSpace, options: SearchOptions) -> JouleError:
                 for axis in t.projection
             )
             cap = level.capacity_for(t.role)
-            if cap is not None and sizes[t.role] > cap:
+            if cap is not None and sizes[t.role] * level.bits_of(t.role) > cap * level.word_bits:
                 return TargetError(
                     f"layer @{nest.name} cannot be mapped: its {t.role} needs at least "
                     f"{sizes[t.role]} words at level {level.name}, which holds {cap}",
                     where=target.source_file or target.name,
                     hint=f"enlarge {level.name} or allow more loops above it",
                 )
-        if level.capacity_words is not None and sum(sizes.values()) > level.capacity_words:
+        needed = sum(w * level.bits_of(r) for r, w in sizes.items())  # type: ignore[arg-type]
+        if level.capacity_words is not None and needed > level.capacity_words * level.word_bits:
             detail = ", ".join(f"{r} {w}" for r, w in sizes.items())
             return TargetError(
                 f"layer @{nest.name} cannot be mapped: level {level.name} holds "

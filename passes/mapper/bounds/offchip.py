@@ -115,9 +115,10 @@ def _stays_on_chip(
     if len(keepers) < 2:
         return np.ones(size, dtype=bool)
     level = space.target.levels[keepers[1]]
-    cap = level.capacity_for(tensor.role) or level.capacity_words
-    if cap is None:
+    cap_bits = level.capacity_bits_for(tensor.role) or level.capacity_bits()
+    if cap_bits is None:
         return np.ones(size, dtype=bool)
+    cap = cap_bits / level.bits_of(tensor.role)
     counts = [
         np.maximum.reduce([inner[d] for d in axis.dims]) if axis.dims else np.ones(size)
         for axis in tensor.projection
@@ -151,14 +152,15 @@ def _tensor_energy(
         words = math.prod(space.nest.extents[d] for d in relevant)
         updates = words * reloads
         hop = outer.network.hop_energy_pj * updates
-        return updates * outer.update_pj + (updates - words) * outer.read_pj + hop
+        role = tensor.role
+        return updates * outer.update_pj_of(role) + (updates - words) * outer.read_pj_of(role) + hop
     if _exact_box(space, tensor, keepers[1]):
         reads = reloads * _box(tensor, inner, len(ones))
         for d in relevant:
             reads = reads * f0.get(d, ones)
     else:
         reads = distinct_words(space.nest, tensor) * reloads
-    return reads * (outer.read_pj + outer.network.hop_energy_pj)
+    return reads * (outer.read_pj_of(tensor.role) + outer.network.hop_energy_pj)
 
 
 def _box(tensor: Tensor, inner: dict[str, np.ndarray], size: int) -> np.ndarray:

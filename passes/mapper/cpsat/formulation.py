@@ -331,10 +331,11 @@ def energy_scale(space: MapSpace) -> int:
     energies = [
         e
         for lvl in space.target.levels
+        for role in lvl.keeps
         for e in (
-            lvl.read_pj,
-            lvl.write_pj,
-            lvl.update_pj,
+            lvl.read_pj_of(role),
+            lvl.write_pj_of(role),
+            lvl.update_pj_of(role),
             lvl.network.hop_energy_pj,
             lvl.network.links.energy_pj if lvl.network.links else 0.0,
         )

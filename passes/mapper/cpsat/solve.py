@@ -201,12 +201,14 @@ def _capacity_constraints(form: Formulation) -> None:
             if t.role not in lvl.keeps:
                 continue
             tile = _tile(form, t, i)
-            tiles.append(tile)
-            cap = lvl.capacity_for(t.role)
+            bits = lvl.bits_of(t.role)
+            tiles.append((bits, tile))
+            cap = lvl.capacity_bits_for(t.role)
             if cap is not None:
-                form.model.Add(tile.expr <= cap)
-        if lvl.capacity_words is not None and tiles:
-            form.model.Add(sum(v.expr for v in tiles) <= lvl.capacity_words)
+                form.model.Add(tile.expr * bits <= cap)
+        cap = lvl.capacity_bits()
+        if cap is not None and tiles:
+            form.model.Add(sum(bits * v.expr for bits, v in tiles) <= cap)
 
 
 def _extents(form: Formulation, tensor, level: int) -> list[Val]:  # noqa: ANN001

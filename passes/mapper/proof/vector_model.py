@@ -459,16 +459,18 @@ def limited(level: StorageLevel) -> bool:
 
 def within_capacity(level: StorageLevel, words: dict[str, np.ndarray], rows: int) -> np.ndarray:
     """Rows whose tiles (words per role, kept at ``level``) fit its per-role and shared
-    capacities: the numpy form of ``joule.cost.validate.check_tiles``."""
+    capacities, in bits: the numpy form of ``joule.cost.validate.check_tiles``."""
     ok = np.ones(rows, dtype=bool)
     total = np.zeros(rows)
     for role, tile in words.items():
-        total = total + tile
-        cap = level.capacity_for(role)  # type: ignore[arg-type]
+        bits = tile * level.bits_of(role)  # type: ignore[arg-type]
+        total = total + bits
+        cap = level.capacity_bits_for(role)  # type: ignore[arg-type]
         if cap is not None:
-            ok &= tile <= cap
-    if level.capacity_words is not None:
-        ok &= total <= level.capacity_words
+            ok &= bits <= cap
+    cap = level.capacity_bits()
+    if cap is not None:
+        ok &= total <= cap
     return ok
 
 
