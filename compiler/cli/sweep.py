@@ -77,6 +77,14 @@ def run(args: argparse.Namespace) -> int:
         f"{len(result.front)} points; {result.wall_s:.1f} s ({rate:.2f} points/min) -> "
         f"{result.out}/points.csv, points.json, front.json, report.html"
     )
+    if result.search:
+        s = result.search
+        line = f"search {s['method']} (seed {s['seed']}): {s['evaluations']} evaluations, "
+        line += f"{s['generations']} generation(s)"
+        if "hypervolume" in s:
+            ref = ", ".join(f"{k} {v:g}" for k, v in spec.search["reference"].items())
+            line += f"; hypervolume {s['hypervolume']:.4f} (reference point: {ref})"
+        print(line)
     for p in bad:
         print(f"  #{p['index']} {p['status']}: {p.get('reason')}")
     return 0

@@ -58,7 +58,10 @@ SWEEP_KEYS = (
     "constraints",
     "mapper",
     "prune",
+    "search",
 )
+SEARCH_METHODS = ("grid", "nsga2", "random")
+SEARCH_KEYS = ("method", "evaluations", "seed", "population", "reference")
 MAPPER_KEYS = ("time_limit", "objective", "dataflow", "mapper", "samples")
 POINTS_LOG = "points.jsonl"
 CACHE_FILE = "cache.sqlite"
@@ -80,6 +83,7 @@ class SweepSpec:
     mapper: dict[str, Any] = field(default_factory=dict)
     source: str = ""
     prune: bool = False  # skip points whose lower bounds a finished point dominates
+    search: dict[str, Any] = field(default_factory=dict)  # {} or method grid: every point
 
     def points(self) -> list[dict[str, Any]]:
         """Every combination of the grid, in the file's order (last parameter fastest)."""
@@ -141,6 +145,13 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise SweepError(
             f"unknown mapper option(s) {bad}", where=shown, hint="use " + ", ".join(MAPPER_KEYS)
         )
+    search = _check_search(data.get("search"), objectives, shown)
+    if search.get("method", "grid") != "grid" and data.get("prune"):
+        raise SweepError(
+            "'prune' works on a grid sweep only",
+            where=shown,
+            hint="drop 'prune: true' or use search method grid",
+        )
     return SweepSpec(
         template=str(data["template"]),
         grid=grid,
@@ -151,7 +162,63 @@ def load_sweep(path: str | Path) -> SweepSpec:
         mapper=dict(mapper),
         source=str(Path(path).resolve()),
         prune=bool(data.get("prune", False)),
+        search=search,
     )
+
+
+def _check_search(search: Any, objectives: list[str], shown: str) -> dict[str, Any]:
+    """The sweep file's ``search`` block, checked: method grid (the default: every point of
+    the parameter lists), nsga2 (pymoo's NSGA-II over the lists' indices) or random (that
+    many distinct grid points drawn uniformly); ``evaluations`` is the number of distinct
+    design points mapped, ``seed`` makes the search repeatable, ``population`` is
+    NSGA-II's, ``reference`` (one value per objective, in its units) is the point the
+    front's hypervolume is measured against."""
+    if search is None:
+        return {}
+    if not isinstance(search, dict):
+        raise SweepError("'search' must be a mapping", where=shown, hint="e.g. {method: nsga2}")
+    unknown = sorted(set(search) - set(SEARCH_KEYS))
+    if unknown:
+        raise SweepError(
+            f"unknown search key(s) {', '.join(unknown)}",
+            where=shown,
+            hint="allowed: " + ", ".join(SEARCH_KEYS),
+        )
+    method = search.get("method", "grid")
+    if method not in SEARCH_METHODS:
+        raise SweepError(
+            f"unknown search method {method!r}",
+            where=shown,
+            hint="use " + ", ".join(SEARCH_METHODS),
+        )
+    checked: dict[str, Any] = {"method": method}
+    if method != "grid":
+        evaluations = search.get("evaluations")
+        if not isinstance(evaluations, int) or evaluations < 1:
+            raise SweepError(
+                f"search method {method} needs 'evaluations', a positive integer",
+                where=shown,
+                hint="the number of design points to map, e.g. evaluations: 40",
+            )
+        checked["evaluations"] = evaluations
+        checked["seed"] = int(search.get("seed", 0))
+    if method == "nsga2":
+        population = search.get("population", 10)
+        if not isinstance(population, int) or population < 2:
+            raise SweepError(
+                "search 'population' must be an integer >= 2", where=shown, hint="e.g. 10"
+            )
+        checked["population"] = population
+    reference = search.get("reference")
+    if reference is not None:
+        if not isinstance(reference, dict) or sorted(reference) != sorted(objectives):
+            raise SweepError(
+                "search 'reference' must give one value per objective",
+                where=shown,
+                hint="e.g. reference: {energy: 2.0e10, area: 60}  (pJ, mm^2)",
+            )
+        checked["reference"] = {o: float(reference[o]) for o in objectives}
+    return checked
 
 
 # --- one design point ----------------------------------------------------------------
@@ -255,6 +322,7 @@ class SweepResult:
     out: Path
     pruned: int = 0  # points skipped by their bounds (spec.prune)
     pruned_layer_solves: int = 0  # the distinct-layer solves that saved
+    search: dict[str, Any] | None = None  # what a search (not grid) did, and its hypervolume
 
 
 def run_sweep(
@@ -272,19 +340,99 @@ def run_sweep(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    template = load_template(spec.template)
-    networks = {name: _lower(name) for name in spec.networks}
-    mapper = dict(spec.mapper)
-    done = _read_log(out / POINTS_LOG)
-    records: list[dict[str, Any] | None] = []
-    tasks: list[PointTask] = []
-    bounds: dict[int, dict[str, float]] = {}
-    for index, params in enumerate(spec.points()):
-        base = {"index": index, "params": params}
+    state = _SweepState(
+        spec, out, load_template(spec.template), progress_stream=progress_stream, on_point=on_point
+    )
+    method = spec.search.get("method", "grid")
+    search_summary: dict[str, Any] | None = None
+    try:
+        backend = _RayBackend(ray_address) if ray else _PoolBackend(workers)
+        with backend:
+            if method == "grid":
+                tasks = [t for t in (state.add(p) for p in spec.points()) if t is not None]
+                state.start_progress(len(tasks), f"sweep: {len(tasks)} design points")
+                state.run(tasks, backend)
+            else:
+                from joule.hardware.search import run_search
+
+                search_summary = run_search(spec, state, backend)
+    finally:
+        state.close()
+    records = state.records
+    for rec in records:
+        _summarise(rec)
+        _check_constraints(rec, spec.constraints)
+    points = records
+    front = pareto_front(points, spec.objectives)
+    for p in points:
+        p["pareto"] = p["index"] in front
+    pruned = [p for p in points if p["status"] == "pruned"]
+    if search_summary is not None and spec.search.get("reference"):
+        from joule.hardware.search import hypervolume
+
+        search_summary["hypervolume"] = hypervolume(
+            [p for p in points if p["pareto"]], spec.objectives, spec.search["reference"]
+        )
+    result = SweepResult(
+        points,
+        front,
+        state.submitted - len(pruned),
+        sum(1 for p in points if p.get("reused")),
+        time.perf_counter() - start,
+        out,
+        pruned=len(pruned),
+        pruned_layer_solves=sum(state.bounds[p["index"]]["distinct_layers"] for p in pruned),
+        search=search_summary,
+    )
+    from joule.hardware.sweep_report import write_outputs
+
+    write_outputs(spec, result)
+    return result
+
+
+class _SweepState:
+    """The records of one sweep, in the order their points were added (grid order, or the
+    order a search proposed them), the resume log, and the dispatch of their tasks."""
+
+    def __init__(
+        self,
+        spec: SweepSpec,
+        out: Path,
+        template: Any,
+        *,
+        progress_stream: Any = None,
+        on_point: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.out = out
+        self.template = template
+        self.networks = {name: _lower(name) for name in spec.networks}
+        self.mapper = dict(spec.mapper)
+        self.done = _read_log(out / POINTS_LOG)
+        self.records: list[dict[str, Any]] = []
+        self.bounds: dict[int, dict[str, float]] = {}
+        self.submitted = 0  # tasks handed to run() (pruned ones included)
+        self.progress_stream = progress_stream
+        self.on_point = on_point
+        self.progress: Progress | None = None
+        self.log = (out / POINTS_LOG).open("a", encoding="utf-8")
+
+    def start_progress(self, total: int, label: str) -> None:
+        self.progress = Progress(total, label, stream=self.progress_stream)
+
+    def close(self) -> None:
+        self.log.close()
+
+    def add(self, params: dict[str, Any], **extra: Any) -> PointTask | None:
+        """Record the point ``params``; its task when it must be mapped, else None (invalid,
+        over the area limit, finished in an earlier run, or over a limit by its bounds)."""
+        spec = self.spec
+        index = len(self.records)
+        base: dict[str, Any] = {"index": index, "params": params, **extra}
         try:
-            instance = template.instantiate(params)
+            instance = self.template.instantiate(params)
         except JouleError as err:
-            records.append(
+            self.records.append(
                 {
                     **base,
                     "id": _point_id(params, "", spec),
@@ -293,7 +441,7 @@ def run_sweep(
                     "networks": {},
                 }
             )
-            continue
+            return None
         point_id = _point_id(params, instance.target.content_hash, spec)
         base.update(
             id=point_id,
@@ -305,7 +453,7 @@ def run_sweep(
         )
         limit = spec.constraints.get("area_mm2")
         if limit is not None and instance.area_mm2 > limit:
-            records.append(
+            self.records.append(
                 {
                     **base,
                     "status": "infeasible",
@@ -314,90 +462,69 @@ def run_sweep(
                     "(not mapped)",
                 }
             )
-            continue
-        if point_id in done:
-            records.append({**base, **_outcome(done[point_id]), "reused": True})
-            continue
+            return None
+        if point_id in self.done:
+            self.records.append({**base, **_outcome(self.done[point_id]), "reused": True})
+            return None
         if spec.prune:
-            bounds[index] = _lower_bounds(networks, instance.target, instance.area_mm2)
-            base["bound"] = bounds[index]
-            over = _over_limit(bounds[index], spec.constraints)
+            self.bounds[index] = _lower_bounds(self.networks, instance.target, instance.area_mm2)
+            base["bound"] = self.bounds[index]
+            over = _over_limit(self.bounds[index], spec.constraints)
             if over:
-                records.append({**base, "status": "infeasible", "networks": {}, "reason": over})
-                continue
-        records.append(base)  # the outcome is filled in when the task finishes
-        tasks.append(
-            PointTask(
-                index,
-                point_id,
-                params,
-                instance.yaml_text,
-                instance.target.name,
-                networks,
-                mapper,
-                str(out / CACHE_FILE),
-            )
+                self.records.append(
+                    {**base, "status": "infeasible", "networks": {}, "reason": over}
+                )
+                return None
+        self.records.append(base)  # the outcome is filled in when the task finishes
+        return PointTask(
+            index,
+            point_id,
+            params,
+            instance.yaml_text,
+            instance.target.name,
+            self.networks,
+            self.mapper,
+            str(self.out / CACHE_FILE),
         )
-    pending = {t.index: t for t in tasks}
-    progress = Progress(len(tasks), f"sweep: {len(tasks)} design points", stream=progress_stream)
-    log = (out / POINTS_LOG).open("a", encoding="utf-8")
 
-    def finished(index: int, outcome: dict[str, Any]) -> None:
-        rec = records[index]
-        assert rec is not None
+    def run(self, tasks: list[PointTask], backend: Any) -> None:
+        """Map ``tasks`` on ``backend``; their records are complete (summarised, constraints
+        checked) when this returns, whatever order the tasks finished in."""
+        spec = self.spec
+        self.submitted += len(tasks)
+        if spec.prune:  # the most promising first, so the front forms early and prunes more
+            tasks = sorted(tasks, key=lambda t: (self.bounds[t.index]["energy_pj"], t.index))
+        capacity = backend.capacity if spec.prune else len(tasks)
+        _dispatch(tasks, backend, capacity, self._finished, self._skip)
+
+    def settle(self, indices: list[int]) -> None:
+        for index in indices:
+            _summarise(self.records[index])
+            _check_constraints(self.records[index], self.spec.constraints)
+
+    def _finished(self, index: int, outcome: dict[str, Any]) -> None:
+        rec = self.records[index]
         rec.update(_outcome(outcome))
         _summarise(rec)
-        log.write(json.dumps({"id": rec["id"], **_outcome(outcome)}) + "\n")
-        log.flush()
-        progress.advance(rec.get("target", ""))
-        if on_point is not None:
-            on_point(rec)
+        self.log.write(json.dumps({"id": rec["id"], **_outcome(outcome)}) + "\n")
+        self.log.flush()
+        if self.progress is not None:
+            self.progress.advance(rec.get("target", ""))
+        if self.on_point is not None:
+            self.on_point(rec)
 
-    def skip(task: PointTask) -> str | None:
+    def _skip(self, task: PointTask) -> str | None:
         """Why ``task`` cannot reach the front, judged by its bounds against finished points."""
-        if not spec.prune:
+        if not self.spec.prune:
             return None
-        rec = records[task.index]
-        assert rec is not None
-        reason = _dominated_by(bounds[task.index], records, spec)
+        rec = self.records[task.index]
+        reason = _dominated_by(self.bounds[task.index], self.records, self.spec)
         if reason is None:
             return None
         rec.update(status="pruned", reason=reason, networks={})
-        progress.advance(rec.get("target", ""))
+        if self.progress is not None:
+            self.progress.advance(rec.get("target", ""))
         return reason
-
-    if spec.prune:  # the most promising first, so the front forms early and prunes more
-        tasks.sort(key=lambda t: (bounds[t.index]["energy_pj"], t.index))
-    try:
-        backend = _RayBackend(ray_address) if ray else _PoolBackend(workers)
-        with backend:
-            capacity = backend.capacity if spec.prune else len(tasks)
-            _dispatch(tasks, backend, capacity, finished, skip)
-    finally:
-        log.close()
-    for rec in records:
-        assert rec is not None
-        _summarise(rec)
-        _check_constraints(rec, spec.constraints)
-    points = [r for r in records if r is not None]
-    front = pareto_front(points, spec.objectives)
-    for p in points:
-        p["pareto"] = p["index"] in front
-    pruned = [p for p in points if p["status"] == "pruned"]
-    result = SweepResult(
-        points,
-        front,
-        len(pending) - len(pruned),
-        sum(1 for p in points if p.get("reused")),
-        time.perf_counter() - start,
-        out,
-        pruned=len(pruned),
-        pruned_layer_solves=sum(bounds[p["index"]]["distinct_layers"] for p in pruned),
-    )
-    from joule.hardware.sweep_report import write_outputs
-
-    write_outputs(spec, result)
-    return result
 
 
 def _one_line(text: str) -> str:

@@ -55,6 +55,7 @@ def write_outputs(spec: Any, result: Any) -> None:
         "wall_s": result.wall_s,
         "points_per_minute": 60 * result.solved_now / result.wall_s if result.wall_s else None,
         "front": result.front,
+        "search": result.search,
     }
     (out / "points.json").write_text(
         json.dumps({"summary": summary, "points": points}, indent=1, default=str) + "\n",
@@ -189,6 +190,16 @@ def _html(
         f"{summary['solved_now']} run now, {summary['reused']} reused from an earlier run; "
         f"{summary['wall_s']:.1f} s wall{rate}; Pareto front: {len(summary['front'])} points."
     )
+    search = summary.get("search")
+    if search:
+        counts += (
+            f" Search: {esc(search['method'])}, seed {search['seed']}, "
+            f"{search['evaluations']} evaluations in {search['generations']} generation(s)"
+        )
+        if "hypervolume" in search:
+            ref = ", ".join(f"{k} {v:g}" for k, v in spec.search["reference"].items())
+            counts += f"; hypervolume {search['hypervolume']:.4f} (reference point: {esc(ref)})"
+        counts += "."
     if summary["pruned"]:
         counts += (
             f" Pruned by bounds: {summary['pruned']} points, {summary['pruned_layer_solves']} "
