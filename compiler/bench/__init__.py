@@ -7,7 +7,9 @@ Joule's mappers, scores every mapping with the cost model and writes
 * ``dataflows``: the Eyeriss (ISCA'16) dataflow study on AlexNet at batch 16;
 * ``networks``: six networks on every bundled target;
 * ``solver``: CP-SAT against the exhaustive and random mappers;
-* ``peers``: ZigZag (optional extra ``peers``) side by side with Joule.
+* ``peers``: ZigZag (optional extra ``peers``) side by side with Joule;
+* ``precision``: measured accuracy against certified energy per bit width, and the
+  mixed-precision search (optional extra ``accuracy``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ SUITES: dict[str, str] = {
     "networks": "joule.bench.networks",
     "solver": "joule.bench.solver",
     "peers": "joule.bench.peers",
+    "precision": "joule.bench.precision",
 }
 
 
