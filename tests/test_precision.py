@@ -208,3 +208,13 @@ def test_compile_applies_a_precision_per_layer(tmp_path) -> None:  # noqa: ANN00
     plan.write_text("layers:\n  third: w4a4\n")
     with pytest.raises(OptionError, match="third"):
         compile_model(network, "eyeriss", precision=plan, **options)
+
+
+def test_timeloop_export_refuses_a_precision(tmp_path, capsys) -> None:  # noqa: ANN001
+    from joule.cli import main  # noqa: PLC0415
+
+    out = tmp_path / "out"
+    args = ["compile", "resnet18", "--out", str(out), "--precision", "w4a8", "--emit", "timeloop"]
+    assert main(args) == 2
+    assert "#213" in capsys.readouterr().err
+    assert not out.exists()

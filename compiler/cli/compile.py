@@ -98,6 +98,14 @@ def run(args: argparse.Namespace) -> int:
         max_cycles=args.max_cycles,
         min_utilization=args.min_utilization,
     )
+    if args.precision is not None and "timeloop" in args.emit:
+        from joule.errors import OptionError
+
+        raise OptionError(
+            "--emit timeloop cannot carry --precision: Timeloop has one data width per "
+            "storage level, not per tensor (timeloop issue #213)",
+            hint="emit Timeloop files from a compile at the target's own widths",
+        )
     # The model first: creating --out first would make `joule compile resnet18 --out
     # resnet18` read the new, empty folder as the model.
     model = resolve_model(args.model, output_dir=args.out)
