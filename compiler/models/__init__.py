@@ -13,6 +13,7 @@ import onnx
 from joule.errors import ModelError
 from joule.models.alexnet import alexnet
 from joule.models.bert import bert_layer
+from joule.models.llama import llama2_block_decode, llama2_block_prefill
 from joule.models.mobilenet import mobilenet_v2
 from joule.models.resnet import resnet18, resnet50
 from joule.models.transformer import transformer
@@ -26,6 +27,8 @@ _BUILDERS: dict[str, Callable[..., onnx.ModelProto]] = {
     "vgg16": vgg16,
     "mobilenet_v2": mobilenet_v2,
     "bert_layer": bert_layer,
+    "llama2_block_prefill": llama2_block_prefill,
+    "llama2_block_decode": llama2_block_decode,
 }
 BUNDLED_MODELS: tuple[str, ...] = tuple(_BUILDERS)
 
@@ -47,6 +50,8 @@ __all__ = [
     "alexnet",
     "bert_layer",
     "bundled_model",
+    "llama2_block_decode",
+    "llama2_block_prefill",
     "mobilenet_v2",
     "resnet18",
     "resnet50",
