@@ -243,3 +243,21 @@ def test_small_prefill_and_decode_match_numpy_and_each_other() -> None:
         x[:, -1:], cos[:, :, -1:], sin[:, :, -1:], w, 0.0, heads, past=(past_k, past_v)
     )
     np.testing.assert_allclose(y1, ref_y1, rtol=1e-4, atol=1e-4)
+
+
+def test_down_projection_maps_at_the_latency_objective() -> None:
+    """The largest projection at the latency objective: proven, at the perfect-factor
+    ceiling of 64 of eyeriss's 168 PEs (docs/llama-block.md; issue 15 lifts it)."""
+    from joule.ir.builders import matmul
+    from joule.passes.canonicalize import drop_unit_dims
+    from joule.passes.dataflow import space_constraints
+    from joule.passes.mapper.map_layer import map_layer
+    from joule.passes.mapper.outcome import SearchOptions
+    from joule.targets import load_target
+
+    target = load_target("eyeriss")
+    nest = drop_unit_dims(matmul("down_proj", m=2048, n=4096, k=11008))
+    options = SearchOptions(objective="latency", time_limit_s=2.0)
+    result = map_layer(nest, target, space_constraints(nest, target), options=options)
+    assert result is not None
+    assert result.cost.cycles == 2048 * 4096 * 11008 // 64  # 64 of 168 PEs: perfect factors

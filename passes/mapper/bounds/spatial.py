@@ -258,10 +258,28 @@ class BoundBlocks:
         assert links is not None
         terms = axis_terms(tensor)
         relevant = tensor.relevant_dims
-        # A loop over a dim that no other dim's shift can match never links (C, K for an
-        # input): it is coded -1 - k, and its factor does not count.
+        extents = self.space.nest.extents
+
+        def can_link(d: str) -> bool:
+            """Some other dim's shift can equal d's offset: ``|c_e| step_e == |c_d| step_d``
+            for steps that divide the extents (never for C or K of an input, nor for S
+            under a stride-2 Q with S = 3)."""
+            for e in relevant - {d}:
+                pairs = scaled_steps(terms, e, d)
+                if pairs and all(
+                    any(
+                        ce * a == cd * b
+                        for a in _divisors(extents[e])
+                        for b in _divisors(extents[d])
+                    )
+                    for _, (ce, cd) in pairs
+                ):
+                    return True
+            return False
+
+        # A loop over a dim that cannot link is coded -1 - k: its factor does not count.
         axis = tuple(
-            k if any(scaled_steps(terms, e, d) for e in relevant if e != d) else -1 - k
+            k if can_link(d) else -1 - k
             for d in self.space.dims
             for k, s in enumerate(self.spatial)
             if s.dim == d and s.level == level - 1 and s.axis == links.axis
@@ -310,6 +328,11 @@ class BoundBlocks:
         disjoint = sum(len(a) for a in dims_per_axis) == len(set().union(*dims_per_axis))
         above = tuple(k for k, s in enumerate(spatial) if s.level < level)
         return _Footprint(axes, disjoint, above, ())
+
+
+@functools.lru_cache(maxsize=1024)
+def _divisors(n: int) -> tuple[int, ...]:
+    return tuple(k for k in range(1, n + 1) if n % k == 0)
 
 
 def _merge(atoms: list[_Atom]) -> list[_Atom]:

@@ -123,8 +123,15 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     proving = options.objective == "energy"  # the proof search bounds energy only
     params.max_deterministic_time = options.time_limit_s * (CPSAT_SHARE if proving else 1.0)
     status = solver.Solve(model)
-    if status == cp_model.INFEASIBLE or (status == cp_model.MODEL_INVALID):
-        assert status != cp_model.MODEL_INVALID, model.Validate()
+    assert status != cp_model.MODEL_INVALID, model.Validate()
+    if status == cp_model.INFEASIBLE and hint is not None:
+        # The warm start is a valid point within the cap, so CP-SAT is at fault: solve
+        # again without presolve, and keep the warm start if that fails too (a session
+        # saw this once on Llama-2's down projection at --objective latency and could
+        # not reproduce it; "no valid mapping" would then have been wrong).
+        params.cp_model_presolve = False
+        status = solver.Solve(model)
+    if status == cp_model.INFEASIBLE and hint is None:
         return None
     best = hint
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -170,7 +177,9 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
             bound = bound / scale + nest.macs * target.mac_energy_pj
         elif options.objective == "edp":
             bound = value if status == cp_model.OPTIMAL else 0.0
-    name = "FEASIBLE" if status == cp_model.UNKNOWN else solver.StatusName(status)
+    # INFEASIBLE here means CP-SAT failed on a space the warm start has a point of.
+    unsolved = (cp_model.UNKNOWN, cp_model.INFEASIBLE)
+    name = "FEASIBLE" if status in unsolved else solver.StatusName(status)
     if proof is not None:
         bound = max(bound, proof.bound_pj)
         name = "OPTIMAL" if proof.complete else name
