@@ -306,3 +306,15 @@ def test_bounds_stay_below_mappings_that_use_links(name: str) -> None:
         for free in range(1, space.levels):
             outer, rest = batch.floor(orders, free)
             assert outer[0] + rest[0] <= result.energy_pj * (1 + 1e-9)
+
+
+def test_joule_evaluate_prints_the_forwarded_words(tmp_path, capsys) -> None:  # noqa: ANN001
+    from joule.cli import main
+
+    _, mapping = _resnet18_layer1_conv1()
+    path = tmp_path / "mapping.json"
+    path.write_text(mapping.to_json())
+    spec = "conv:K=64,C=64,P=56,Q=56,R=3,S=3"
+    assert main(["evaluate", "--target", "eyeriss", "--dims", spec, "--mapping", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "links        4,472,832 input words forwarded between PEs below shared_glb" in out

@@ -224,4 +224,7 @@ def format_result(result: CostResult, nest: LoopNest, target: Target, mapping: M
         f"bound by {result.bottleneck})",
         f"utilization  {100 * result.utilization:.2f} % of {result.pes} PEs",
     ]
+    for level, roles in result.link_words.items():
+        for role, words in roles.items():
+            lines.append(f"links        {words:,} {role} words forwarded between PEs below {level}")
     return "\n".join(lines)
