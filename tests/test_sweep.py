@@ -289,4 +289,8 @@ def test_pruning_by_bounds_keeps_the_front(sweep_file: Path, tmp_path: Path) -> 
             assert strip_times([p])[0]["energy_pj"] == by_index[p["index"]]["energy_pj"]
     summary = json.loads((tmp_path / "pruned" / "points.json").read_text())["summary"]
     assert summary["pruned"] == pruned.pruned
+    # resumed: the finished points come from the log and prune the same points again
+    again = run_sweep(type(spec)(**{**spec.__dict__, "prune": True}), tmp_path / "pruned")
+    assert again.solved_now == 0 and again.pruned == pruned.pruned
+    assert again.front == full.front
     assert "no Pareto point is lost" in (tmp_path / "pruned" / "report.html").read_text()

@@ -86,5 +86,12 @@ def run(args: argparse.Namespace) -> int:
             line += f"; hypervolume {s['hypervolume']:.4f} (reference point: {ref})"
         print(line)
     for p in bad:
-        print(f"  #{p['index']} {p['status']}: {p.get('reason')}")
+        if p["status"] != "pruned":
+            print(f"  #{p['index']} {p['status']}: {p.get('reason')}")
+    if result.pruned:  # one line, not one per point: a big grid prunes most of its points
+        example = next(p for p in bad if p["status"] == "pruned")
+        print(
+            f"  {result.pruned} pruned by bounds (each point's reason in points.csv), "
+            f"e.g. #{example['index']}: {example['reason']}"
+        )
     return 0

@@ -464,7 +464,9 @@ class _SweepState:
             )
             return None
         if point_id in self.done:
-            self.records.append({**base, **_outcome(self.done[point_id]), "reused": True})
+            rec = {**base, **_outcome(self.done[point_id]), "reused": True}
+            _summarise(rec)  # its totals now: a reused point prunes like a fresh one
+            self.records.append(rec)
             return None
         if spec.prune:
             self.bounds[index] = _lower_bounds(self.networks, instance.target, instance.area_mm2)
