@@ -14,19 +14,17 @@ mkdir -p "$OUT"
 #    come from OUT/full/points.jsonl, the killed points' finished layers from the cache.
 /usr/bin/time -f "full sweep: %e s wall" \
   $J sweep benchmarks/sweeps/resnet18_mobilenet.yaml --out "$OUT/full" --workers 2
+# (after a kill and resume, give the pieces' total with --wall SECONDS)
+$PY benchmarks/sweeps/sweep_stats.py summary "$OUT/full" --name resnet18_mobilenet_sweep
 # Rerun of the finished sweep: re-solves nothing (0 run now, every point reused).
 /usr/bin/time -f "rerun: %e s wall" \
   $J sweep benchmarks/sweeps/resnet18_mobilenet.yaml --out "$OUT/full" --workers 2
-$PY benchmarks/sweeps/sweep_stats.py summary "$OUT/full" --name resnet18_mobilenet_sweep
 
-# 2. Process pool vs Ray on the 32-point subset: Ray maps it from scratch on a local
-#    instance; the pool's answer comes from the full sweep's state (a copy of its log
-#    and cache, so the full run's outputs stay as they are).
+# 2. Process pool vs Ray on the 32-point subset, both from scratch on the same code.
+/usr/bin/time -f "pool subset: %e s wall" \
+  $J sweep benchmarks/sweeps/resnet18_mobilenet_subset.yaml --out "$OUT/subset-pool" --workers 2
 /usr/bin/time -f "ray subset: %e s wall" \
   $J sweep benchmarks/sweeps/resnet18_mobilenet_subset.yaml --out "$OUT/subset-ray" --ray
-mkdir -p "$OUT/subset-pool"
-cp "$OUT/full/points.jsonl" "$OUT"/full/cache.sqlite* "$OUT/subset-pool/"
-$J sweep benchmarks/sweeps/resnet18_mobilenet_subset.yaml --out "$OUT/subset-pool" --workers 2
 $PY benchmarks/sweeps/sweep_stats.py compare "$OUT/subset-pool" "$OUT/subset-ray"
 
 # 3. NSGA-II vs random sampling at equal evaluations (AlexNet, 640-point grid).
