@@ -3,7 +3,7 @@
 At the target's own widths (w8a8 on eyeriss) the per-layer energies are exactly
 those ``compile_model`` reports for the trained digits CNN; narrower widths cost
 less; a layer's outputs take the next layer's activation width. The full bench
-(accuracy of 12 configurations on 3 seeds and the search) runs with -m slow.
+(accuracy of 12 configurations on 5 seeds and the search) runs with -m slow.
 """
 
 from __future__ import annotations
