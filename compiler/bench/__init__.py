@@ -5,6 +5,7 @@ Joule's mappers, scores every mapping with the cost model and writes
 ``DIR/SUITE.json``, ``DIR/SUITE.md`` and PNG plots:
 
 * ``dataflows``: the Eyeriss (ISCA'16) dataflow study on AlexNet at batch 16;
+* ``isoarea``: the same study at equal area, storage split and energies from the area model;
 * ``networks``: six networks on every bundled target;
 * ``solver``: CP-SAT against the exhaustive and random mappers;
 * ``peers``: ZigZag (optional extra ``peers``) side by side with Joule;
@@ -22,6 +23,7 @@ from joule.bench.common import BenchConfig
 
 SUITES: dict[str, str] = {
     "dataflows": "joule.bench.dataflows",
+    "isoarea": "joule.bench.isoarea",
     "networks": "joule.bench.networks",
     "solver": "joule.bench.solver",
     "peers": "joule.bench.peers",

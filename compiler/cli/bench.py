@@ -7,7 +7,7 @@ from pathlib import Path
 
 from joule.defaults import DEFAULT_WORKERS
 
-SUITE_NAMES = ("dataflows", "networks", "solver", "peers", "precision")
+SUITE_NAMES = ("dataflows", "isoarea", "networks", "solver", "peers", "precision")
 
 
 def _names(text: str) -> tuple[str, ...]:
