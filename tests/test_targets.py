@@ -540,6 +540,8 @@ def test_joule_targets_name_prints_levels_energies_and_sources(capsys: Any) -> N
     out = capsys.readouterr().out
     for text in ("shared_glb", "psum_spad", "read 0.613343", "fan-out 14x12", "Accelergy ERT"):
         assert text in out
+    assert "inter-PE links along Y: 0 pJ/word, buffers charged timeloop" in out
+    assert "accesses of 64 bits" in out
 
 
 def test_joule_targets_with_a_bad_file_exits_2_without_traceback(

@@ -149,6 +149,15 @@ def _level_lines(target: Target, index: int, lvl: StorageLevel) -> list[str]:
             f"spatial reduction {'yes' if net.spatial_reduction else 'no'}, "
             f"{net.hop_energy_pj:g} pJ/hop ({net.source})"
         )
+        if net.links is not None:
+            out.append(
+                f"      inter-PE links along {net.links.axis}: {net.links.energy_pj:g} pJ/word, "
+                f"buffers charged {net.links.charge.replace('_', ' ')}"
+            )
+    if lvl.tensor_bits or lvl.block_bits:
+        widths = ", ".join(f"{role} {bits} bits" for role, bits in lvl.tensor_bits)
+        block = f"accesses of {lvl.block_bits or lvl.word_bits} bits"
+        out.append(f"      {block}" + (f"; values: {widths}" if widths else ""))
     return out
 
 
