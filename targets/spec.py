@@ -87,7 +87,10 @@ class StorageLevel:
         return dict(self.capacity_per_tensor).get(role)
 
     def bits_of(self, role: Role) -> int:
-        return dict(self.tensor_bits).get(role, self.word_bits)
+        for kept, bits in self.tensor_bits:  # at most three; checked on every scored tile
+            if kept == role:
+                return bits
+        return self.word_bits
 
     def capacity_bits(self) -> int | None:
         """Bits shared by the kept tensors (values pack densely), or None (unbounded)."""

@@ -70,7 +70,7 @@ class Solved:
     error: str | None = None
 
 
-def _solve(job: Job) -> Solved:
+def solve_job(job: Job) -> Solved:
     from joule.passes.dataflow import space_constraints
     from joule.passes.mapper.map_layer import map_layer
 
@@ -85,7 +85,7 @@ def _isolated(job: Job) -> Solved:
     start = time.perf_counter()
     with cf.ProcessPoolExecutor(max_workers=1) as pool:
         try:
-            return pool.submit(_solve, job).result()
+            return pool.submit(solve_job, job).result()
         except cf.process.BrokenProcessPool:
             return Solved(job, None, time.perf_counter() - start, "solver process crashed")
 

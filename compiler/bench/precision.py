@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from joule.bench.common import BenchConfig, Job, _solve, md_table, write_suite
+from joule.bench.common import BenchConfig, Job, md_table, solve_job, write_suite
 from joule.passes.mapper.outcome import SearchOptions
 from joule.targets.precision import Precision, with_precision
 from joule.targets.spec import Target
@@ -59,7 +59,7 @@ class LayerEnergies:
         key = (name, precision)
         if key not in self._memo:
             target = with_precision(self.target, precision)
-            solved = _solve(Job((name, precision.label), self.nests[name], target))
+            solved = solve_job(Job((name, precision.label), self.nests[name], target))
             result = solved.result
             assert result is not None
             self._memo[key] = {

@@ -254,8 +254,6 @@ class BoundBlocks:
         )
 
     def links(self, tensor: Tensor, level: int) -> list[_Atom]:
-        links = self.space.target.levels[level - 1].network.links
-        assert links is not None
         terms = axis_terms(tensor)
         relevant = tensor.relevant_dims
         extents = self.space.nest.extents
@@ -279,10 +277,9 @@ class BoundBlocks:
 
         # A loop over a dim that cannot link is coded -1 - k: its factor does not count.
         axis = tuple(
-            k if can_link(d) else -1 - k
-            for d in self.space.dims
-            for k, s in enumerate(self.spatial)
-            if s.dim == d and s.level == level - 1 and s.axis == links.axis
+            k if can_link(s.dim) else -1 - k
+            for s in self.space.link_slots(level)
+            for k in (self.spatial.index(s),)
         )
         return _Linked(axis)
 

@@ -124,15 +124,10 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     params.max_deterministic_time = options.time_limit_s * (CPSAT_SHARE if proving else 1.0)
     status = solver.Solve(model)
     assert status != cp_model.MODEL_INVALID, model.Validate()
-    if status == cp_model.INFEASIBLE and hint is not None:
-        # The warm start is a valid point within the cap, so CP-SAT is at fault: solve
-        # again without presolve, and keep the warm start if that fails too (a session
-        # saw this once on Llama-2's down projection at --objective latency and could
-        # not reproduce it; "no valid mapping" would then have been wrong).
-        params.cp_model_presolve = False
-        status = solver.Solve(model)
     if status == cp_model.INFEASIBLE and hint is None:
         return None
+    # INFEASIBLE with a warm start in hand (a valid point within the cap) would be a
+    # solver fault: the warm start stands, reported FEASIBLE, not "no valid mapping".
     best = hint
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         factors = {d: space.factor_tuples[d][solver.Value(form.choice[d])] for d in space.dims}
@@ -305,7 +300,7 @@ class CpsatBlocks:
         return self.form._memo[key]
 
     def lines(self, tensor, level: int) -> Val:  # noqa: ANN001
-        along = set(_link_slots(self.form.space, level))
+        along = set(self.form.space.link_slots(level))
         space = self.form.space
         across = [
             s
@@ -343,18 +338,6 @@ def _fills(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # 
     return out
 
 
-def _link_slots(space: MapSpace, level: int) -> list[Slot]:
-    """The spatial slots on the link axis right above ``level``, in mapping layout order."""
-    links = space.target.levels[level - 1].network.links
-    assert links is not None
-    return [
-        s
-        for d in space.dims
-        for s in space.slots[d]
-        if s.level == level - 1 and s.axis == links.axis
-    ]
-
-
 def _links(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # noqa: ANN001
     """Words all instances of ``level`` take from a neighbour (``joule.cost.nest.linked_words``).
 
@@ -368,7 +351,7 @@ def _links(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # 
     model = form.model
     space = form.space
     at = axis_terms(tensor)
-    spatial = _link_slots(space, level)
+    spatial = space.link_slots(level)
     extents = _extents(form, tensor, level)
     tile = _tile(form, tensor, level)
     above = [

@@ -176,6 +176,19 @@ class MapSpace:
             levels.append(LevelLoops(lvl.name, temporal, spatial))
         return Mapping(tuple(levels))
 
+    def link_slots(self, level: int) -> list[Slot]:
+        """The spatial slots on the link axis of the fan-out right above ``level`` (its
+        network's ``links``), in the order a mapping lays them out: the last one's
+        neighbours are adjacent instances (docs/cost-model.md, "Inter-PE links")."""
+        links = self.target.levels[level - 1].network.links
+        assert links is not None
+        return [
+            s
+            for d in self.dims
+            for s in self.slots[d]
+            if s.level == level - 1 and s.axis == links.axis
+        ]
+
     def spatial_fits(self, factors: dict[str, tuple[int, ...]]) -> bool:
         """Do the spatial factors of every fan-out fit its X and Y sizes?"""
         used: dict[tuple[int, str], int] = {}

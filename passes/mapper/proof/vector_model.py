@@ -261,16 +261,8 @@ class Batch:
         return total
 
     def _link_slots(self, level: int) -> list[tuple[str, int]]:
-        """(dim, column) of the spatial slots on the link axis right above ``level``, in
-        the order a mapping lays them out (the innermost one's neighbours are adjacent)."""
-        links = self.space.target.levels[level - 1].network.links
-        assert links is not None
-        return [
-            (d, k)
-            for d in self.space.dims
-            for s, k in self.model.columns[d].items()
-            if s.level == level - 1 and s.axis == links.axis
-        ]
+        """(dim, column) of ``MapSpace.link_slots``."""
+        return [(s.dim, self.model.columns[s.dim][s]) for s in self.space.link_slots(level)]
 
     def link_ceiling(self, level: int) -> np.ndarray:
         """At most this share of the fills of ``level`` is linked: (f - 1) / f of the
