@@ -6,7 +6,10 @@ the model uses closed forms (box extents, delta formulas, products of factors),
 this file enumerates.
 
 * Every MAC of the mapped nest is visited in nest order (outermost loop first,
-  spatial loops included), so ``macs`` is counted, not computed.
+  spatial loops included), so ``macs`` is counted, not computed. With imperfect
+  factors the loops run their full factors and a MAC whose index on some dim
+  reaches the dim's extent does not run: every tile that runs is exactly the
+  points it holds (residual tiles, idle instances in the last spatial step).
 * A level-*l* instance is named by the indices of the spatial loops above *l*'s
   boundary; its *step* by the indices of the temporal loops above it. The tile
   held during one (instance, step) is the bounding box of the words the MACs of
@@ -14,8 +17,11 @@ this file enumerates.
 * Each instance keeps exactly one resident tile per tensor: moving to the next
   step fetches the words of the new box missing from the old one (fills) and
   evicts the rest (for outputs: drains to the parent). As in Timeloop, the old
-  tile is only kept while it slides one way: a step on which a loop over a dim
-  the tensor depends on wraps back to 0 evicts it and fetches the whole new box.
+  tile is only kept while it slides one way: only a step that advances L*, the
+  innermost loop above the level over a dim the tensor depends on, by one keeps
+  the overlap; any other change of those loops evicts the tile and fetches the
+  whole new box. An instance that runs no MAC during a step (a residual left
+  it idle) does nothing then and keeps its tile.
 * Outputs are read-modify-written: a word touched for the first time by an
   instance is not fetched (it starts at zero) and its first update needs no read.
 * When the fan-out multicasts, one parent read serves, at each step, all the
@@ -66,6 +72,7 @@ class SimResult:
     network_words: dict[str, dict[str, int]] = field(default_factory=dict)
     link_words: dict[str, dict[str, int]] = field(default_factory=dict)
     first_touches: dict[str, dict[str, int]] = field(default_factory=dict)
+    compute_cycles: int = 0  # temporal steps in which at least one MAC runs
 
     def as_tuples(self) -> dict[str, dict[str, tuple[int, int, int]]]:
         """Counts as plain (reads, fills, updates) tuples, for comparisons."""
@@ -147,12 +154,18 @@ def simulate(nest: LoopNest, target: Target, mapping: Mapping) -> SimResult:
         lvl: defaultdict(set) for lvl in keepers[nest.output.role]
     }
 
+    extents = nest.extents
+    temporal_pos = [i for i, lp in enumerate(loops) if not lp.spatial]
+    busy_steps: set[Point] = set()
     macs = 0
     for index in itertools.product(*(range(lp.factor) for lp in loops)):
-        macs += 1
         point = dict.fromkeys(dims, 0)
         for i, lp in enumerate(loops):
             point[lp.dim] += index[i] * steps[i]
+        if any(point[d] >= extents[d] for d in dims):
+            continue  # beyond a residual tile: this MAC does not run
+        macs += 1
+        busy_steps.add(tuple(index[i] for i in temporal_pos))
         for tensor in nest.tensors:
             word = tuple(axis.evaluate(point) for axis in tensor.projection)
             for lvl in keepers[tensor.role]:
@@ -208,7 +221,7 @@ def simulate(nest: LoopNest, target: Target, mapping: Mapping) -> SimResult:
                 counts.fills += linked // lines - linked
             else:
                 counts.reads += linked
-    return SimResult(macs, accesses, network, links, first_touches)
+    return SimResult(macs, accesses, network, links, first_touches, len(busy_steps))
 
 
 @dataclass
@@ -222,12 +235,14 @@ class _Walk:
     first: int  # distinct words ever touched
 
 
-def _walk(per_step: dict[Point, Box], touched: set[Point] | None, relevant: list[int]) -> _Walk:
+def _walk(per_step: dict[Point, Box], touched: set[Point] | None, star: int | None) -> _Walk:
     """One instance's tile moving step by step; ``touched``: the output words its MACs update.
 
-    ``relevant``: positions in the step index of loops over dims the tensor
-    depends on. As in Timeloop, the old tile is kept only while it slides one
-    way: when such a loop wraps back to 0, the whole new tile is fetched.
+    ``star``: position in the step index of L*, the innermost loop with more than
+    one iteration over a dim the tensor depends on. As in Timeloop, the old tile
+    is kept only while it slides one way: across a step that advances L* by one
+    (loops inside it are irrelevant: the tile stays); any other move of L* or
+    the loops outside it fetches the whole new tile.
 
     A word entering the tile is fetched unless it is an output word the instance
     updates and has never held before: then it starts at zero. (Words of the box
@@ -243,7 +258,13 @@ def _walk(per_step: dict[Point, Box], touched: set[Point] | None, relevant: list
     last: Point | None = None
     for step in sorted(per_step):
         cur = _box_points(per_step[step])
-        if last is not None and any(step[i] < last[i] for i in relevant):
+        if last is not None and star is not None and step[:star] != last[:star]:
+            moved = True  # a loop outside L* moved
+        elif last is not None and star is not None:
+            moved = step[star] not in (last[star], last[star] + 1)
+        else:
+            moved = False
+        if moved:
             drained[step] = prev
             prev = set()
         new = cur - prev
@@ -278,13 +299,18 @@ def _count_tensor(
     role = tensor.role
     peers: dict[tuple[int, int], tuple[int, int]] = {}
 
-    def relevant_steps(lvl: int) -> list[int]:
+    def star_step(lvl: int) -> int | None:
         temporal = [i for i in range(boundary[lvl]) if not loops[i].spatial]
-        return [k for k, i in enumerate(temporal) if loops[i].dim in tensor.relevant_dims]
+        relevant = [
+            k
+            for k, i in enumerate(temporal)
+            if loops[i].dim in tensor.relevant_dims and loops[i].factor > 1
+        ]
+        return relevant[-1] if relevant else None
 
     walks = {
         lvl: {
-            inst: _walk(steps, None if touched is None else touched[lvl][inst], relevant_steps(lvl))
+            inst: _walk(steps, None if touched is None else touched[lvl][inst], star_step(lvl))
             for inst, steps in tiles[lvl].items()
         }
         for lvl in keepers
@@ -411,26 +437,26 @@ def _linked(
     inner = moving[-1]
     child_inst = [i for i in range(boundary[child]) if loops[i].spatial]
     at = child_inst.index(pos)
-    order = sorted(next(iter(walks.values())).fetched)
+    order = sorted({step for walk in walks.values() for step in walk.fetched})
     linked: set[tuple[Point, Point]] = set()
     for prev, step in zip(order, order[1:], strict=False):
         if step[:inner] != prev[:inner] or step[inner] != prev[inner] + 1:
             continue  # an outer loop moved: not a step of the innermost loop
         now: set[Point] = set()
         for inst, walk in walks.items():
-            words = walk.fetched[step]
+            words = walk.fetched.get(step)
             if not words or not walk.whole[step]:
                 continue
             for delta in (-1, 1):
                 near = inst[:at] + (inst[at] + delta,) + inst[at + 1 :]
-                if near in walks and walks[near].fetched[prev] == words:
+                if near in walks and walks[near].fetched.get(prev) == words:
                     now.add(inst)
 
         # Timeloop's test: links only if the parent then sends strictly fewer words.
         def distinct(skip: set[Point], step: Point = step) -> int:
             groups: dict[Point, set[frozenset[Point]]] = defaultdict(set)
             for inst, walk in walks.items():
-                if inst not in skip and walk.fetched[step]:
+                if inst not in skip and walk.fetched.get(step):
                     groups[key_of(inst, group_key)].add(frozenset(walk.fetched[step]))
             return sum(len(w) for sets in groups.values() for w in sets)
 

@@ -128,7 +128,7 @@ def test_invalid_mapping_exits_2_naming_the_violation(tmp_path: Path, capsys) ->
     path = tmp_path / "bad.json"
     path.write_text(bad.to_json())
     assert main(["evaluate", "--target", "eyeriss", "--dims", SPEC, "--mapping", str(path)]) == 2
-    assert "factors of K multiply to 2" in capsys.readouterr().err
+    assert "factors of K are [2]" in capsys.readouterr().err
     path.write_text("{not json")
     assert main(["evaluate", "--target", "eyeriss", "--dims", SPEC, "--mapping", str(path)]) == 2
     assert "not valid JSON" in capsys.readouterr().err

@@ -10,6 +10,7 @@ in the tests walks the loops and must agree exactly.
 
 from __future__ import annotations
 
+import copy
 import math
 
 from joule.cost.identity_memo import by_identity
@@ -21,10 +22,13 @@ from joule.cost.nest import (
     flatten,
     link_lines,
     linked_words,
+    may_link,
 )
+from joule.cost.residual import ResidualNest, ragged
 from joule.cost.result import AccessCounts, CostResult
 from joule.cost.terms import cost_terms, keepers_of
 from joule.cost.validate import check_structure, check_tiles
+from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest, Tensor
 from joule.mapping import Mapping
 from joule.targets.spec import Target
@@ -73,7 +77,10 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
     mac_energy = macs * target.mac_energy_pj
     energy += mac_energy
 
-    compute = math.prod(lp.factor for lp in flat.loops if not lp.spatial)
+    if blocks.residual is None:
+        compute = math.prod(lp.factor for lp in flat.loops if not lp.spatial)
+    else:
+        compute = blocks.residual.compute_cycles()
     cycles, bottleneck = compute, "compute"
     for index, lvl in enumerate(target.levels):
         if lvl.bandwidth_words_per_cycle is None:
@@ -105,7 +112,10 @@ def score(nest: LoopNest, target: Target, flat: FlatNest, check: bool = True) ->
 
 
 class ScalarBlocks:
-    """The building blocks of ``joule.cost.terms`` for one mapping, as plain integers."""
+    """The building blocks of ``joule.cost.terms`` for one mapping, as plain integers.
+
+    Perfect factors use the closed forms of ``joule.cost.nest``; a mapping with
+    residual tiles counts them with ``joule.cost.residual``."""
 
     def __init__(
         self, nest: LoopNest, flat: FlatNest, keepers: dict[str, tuple[int, ...]], target: Target
@@ -113,6 +123,9 @@ class ScalarBlocks:
         self.nest = nest
         self.flat = flat
         self.target = target
+        extents = nest.extents
+        self.residual = ResidualNest(flat, extents) if ragged(flat, extents) else None
+        self.collapsed: frozenset[int] = frozenset()
         self.extents: dict[tuple[int, str], list[int]] = {}
         self.tiles: dict[str, dict[str, int]] = {lvl.name: {} for lvl in target.levels}
         self._fills: dict[tuple[str, int], int] = {}
@@ -120,7 +133,10 @@ class ScalarBlocks:
         for tensor in nest.tensors:
             terms = axis_terms(tensor)
             for i in keepers[tensor.role]:
-                box = box_extents(terms, flat.inside_reach[i])
+                reach = (
+                    flat.inside_reach[i] if self.residual is None else self.residual.held_reach(i)
+                )
+                box = box_extents(terms, reach)
                 self.extents[(i, tensor.role)] = box
                 self.tiles[target.levels[i].name][tensor.role] = math.prod(box)
 
@@ -131,10 +147,16 @@ class ScalarBlocks:
         key = (tensor.role, level)
         hit = self._fills.get(key)
         if hit is None:
-            per_instance = fills_per_instance(
-                axis_terms(tensor), self.extents[(level, tensor.role)], self.flat.outer[level]
-            )
-            hit = self._fills[key] = per_instance * self.flat.instances_above(level)
+            if self.residual is not None:
+                hit = self.residual.fills(
+                    axis_terms(tensor), tensor.relevant_dims, level, self.collapsed
+                )
+            else:
+                per_instance = fills_per_instance(
+                    axis_terms(tensor), self.extents[(level, tensor.role)], self.flat.outer[level]
+                )
+                hit = per_instance * self.flat.instances_above(level)
+            self._fills[key] = hit
         return hit
 
     def first(self, tensor: Tensor, level: int) -> int:
@@ -142,6 +164,9 @@ class ScalarBlocks:
         instance); output projections are injective, so this is a product of counts."""
         key = (tensor.role, level)
         if key not in self._first:
+            if self.residual is not None:
+                self._first[key] = self.residual.first(tensor.relevant_dims, level)
+                return self._first[key]
             relevant = tensor.relevant_dims
             above = self.flat.boundary[level]
             count = 1
@@ -159,10 +184,27 @@ class ScalarBlocks:
             if lp.spatial and outer <= lp.level < inner and lp.dim not in relevant
         )
 
+    def grouped(self, tensor: Tensor, outer: int, inner: int) -> ScalarBlocks | None:
+        """With residual tiles: these blocks with the group's children counted once."""
+        if self.residual is None:
+            return None
+        relevant = tensor.relevant_dims
+        view = copy.copy(self)
+        view.collapsed = frozenset(
+            pos
+            for pos, lp in enumerate(self.flat.loops)
+            if lp.spatial and outer <= lp.level < inner and lp.dim not in relevant
+        )
+        view._fills = {}
+        return view
+
     def links(self, tensor: Tensor, level: int) -> int:
         links = self.target.levels[level - 1].network.links
         assert links is not None  # the terms ask only where the fan-out links
         extents = self.extents[(level, tensor.role)]
+        if self.residual is not None:
+            refuse_residual_links(tensor, self.flat, level, links.axis)
+            return 0
         return linked_words(axis_terms(tensor), extents, self.flat, level, links.axis)
 
     def lines(self, tensor: Tensor, level: int) -> int:
@@ -181,6 +223,17 @@ class ScalarBlocks:
 
     def times(self, k: int, a: int) -> int:
         return k * a
+
+
+def refuse_residual_links(tensor: Tensor, flat: FlatNest, child: int, axis: str) -> None:
+    """Inter-PE links with residual tiles are not modelled: refuse a mapping whose
+    loops could forward tiles rather than score it without them."""
+    if may_link(axis_terms(tensor), flat, child, axis):
+        raise MappingError(
+            f"the {tensor.role} could move between neighbours over the links below level "
+            f"{child - 1} while some tile is a residual; Joule does not model that yet",
+            hint="use perfect factors for this layer, or a target without links",
+        )
 
 
 ENUMERATE_LIMIT = 2**20

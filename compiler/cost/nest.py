@@ -194,25 +194,48 @@ def linked_words(
 
         L = inst x (f_s - 1) / f_s x (f* - 1) x prod(f, loops outside L*) x T
     """
+    pair = _link_pair(terms, flat, child, axis)
+    if pair is None:
+        return 0
+    star, link = pair
+    outer = flat.outer[child]
+    shift = [sum(c * star.step for d, c in axis_ if d == star.dim) for axis_ in terms]
+    if all(abs(s) < e for s, e in zip(shift, extents, strict=True)):
+        return 0  # the tile slides by less than itself: part of it is kept, nothing linked
+    sweeps = math.prod(lp.factor for lp in outer[:-1])
+    per_run = flat.instances[child] // link.factor * (link.factor - 1)
+    return per_run * sweeps * (star.factor - 1) * math.prod(extents)
+
+
+def _link_pair(
+    terms: tuple[tuple[tuple[str, int], ...], ...], flat: FlatNest, child: int, axis: str
+) -> tuple[FlatLoop, FlatLoop] | None:
+    """L* (the innermost temporal loop above ``child``) and the innermost spatial loop on
+    ``axis`` right above it, when a step of the one moves a tile as far as the other
+    offsets it (a neighbour may hold it); else None."""
     outer = flat.outer[child]
     if not outer:
-        return 0
+        return None
     star = outer[-1]
     link = None
     for lp in flat.loops:
         if lp.spatial and lp.level == child - 1 and lp.axis == axis:
             link = lp
     if link is None:
-        return 0
+        return None
     shift = [sum(c * star.step for d, c in axis_ if d == star.dim) for axis_ in terms]
     offset = [sum(c * link.step for d, c in axis_ if d == link.dim) for axis_ in terms]
     if not any(shift) or (offset != shift and offset != [-x for x in shift]):
-        return 0
-    if all(abs(s) < e for s, e in zip(shift, extents, strict=True)):
-        return 0  # the tile slides by less than itself: part of it is kept, nothing linked
-    sweeps = math.prod(lp.factor for lp in outer[:-1])
-    per_run = flat.instances[child] // link.factor * (link.factor - 1)
-    return per_run * sweeps * (star.factor - 1) * math.prod(extents)
+        return None
+    return star, link
+
+
+def may_link(
+    terms: tuple[tuple[tuple[str, int], ...], ...], flat: FlatNest, child: int, axis: str
+) -> bool:
+    """Whether some instance of ``child`` could take a tile from a neighbour (the loops
+    line up; whether the tile is whole decides the rest)."""
+    return _link_pair(terms, flat, child, axis) is not None
 
 
 def link_lines(flat: FlatNest, child: int, axis: str) -> int:

@@ -49,6 +49,7 @@ class Blocks(Protocol[V]):
     def fills(self, tensor: Tensor, level: int) -> V: ...
     def first(self, tensor: Tensor, level: int) -> V: ...
     def shared(self, tensor: Tensor, outer: int, inner: int) -> V: ...
+    def grouped(self, tensor: Tensor, outer: int, inner: int) -> Blocks[V] | None: ...
     def links(self, tensor: Tensor, level: int) -> V: ...
     def lines(self, tensor: Tensor, level: int) -> V: ...
     def plus(self, a: V, b: V) -> V: ...
@@ -84,13 +85,20 @@ class First:
 
 @dataclass(frozen=True)
 class PerShared:
-    """``count / shared(t, outer, inner)``: one access serves every child that needs it."""
+    """``count / shared(t, outer, inner)``: one access serves every child that needs it.
+
+    With residual tiles the children of a group are not all busy at once; a
+    backend that counts those gives ``grouped``: blocks that count each group
+    once (the group runs while its first child does)."""
 
     count: Count
     outer: int
     inner: int
 
     def value(self, blocks: Blocks[V], tensor: Tensor) -> V:
+        per_group = blocks.grouped(tensor, self.outer, self.inner)
+        if per_group is not None:
+            return self.count.value(per_group, tensor)
         shared = blocks.shared(tensor, self.outer, self.inner)
         return blocks.divide(self.count.value(blocks, tensor), shared)
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 
 from joule.cost.nest import FlatNest, axis_terms, box_extents
+from joule.cost.residual import ResidualNest, ragged
 from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest
 from joule.mapping import Mapping
@@ -25,7 +25,6 @@ def check_structure(nest: LoopNest, target: Target, mapping: Mapping) -> None:
     if [n for n in names if n in seen] != seen:
         raise MappingError("mapping lists the levels out of order", hint=f"order: {names}")
     extents = nest.extents
-    products: dict[str, int] = defaultdict(lambda: 1)
     for lvl in mapping.levels:
         for lp in (*lvl.temporal, *lvl.spatial):
             if lp.dim not in extents:
@@ -35,13 +34,27 @@ def check_structure(nest: LoopNest, target: Target, mapping: Mapping) -> None:
                 )
             if lp.factor < 1:
                 raise MappingError(f"level {lvl.level}: factor {lp.factor} of {lp.dim} < 1")
-            products[lp.dim] *= lp.factor
     for dim, extent in extents.items():
-        if products[dim] != extent:
+        factors = [f for f in mapping.factors(dim) if f > 1]
+        if not factors:
+            if extent != 1:
+                raise MappingError(
+                    f"no loop covers {dim} (extent {extent})",
+                    where=f"layer @{nest.name}",
+                    hint=f"give {dim} a loop of factor {extent}",
+                )
+            continue
+        inner = math.prod(factors[1:])
+        outermost = -(-extent // inner)
+        if factors[0] != outermost:
+            perfect = math.prod(factors) == extent
             raise MappingError(
-                f"the factors of {dim} multiply to {products[dim]}, not its extent {extent}",
+                f"the factors of {dim} are {factors} (outermost first) but {dim} has extent "
+                f"{extent}: the outermost loop of {dim} must run ceil({extent}/{inner}) = "
+                f"{outermost} times" + ("" if perfect else ", the last one over a residual tile"),
                 where=f"layer @{nest.name}",
-                hint="every dim's factors over all levels must multiply to its extent",
+                hint="every dim's factors multiply to its extent, or (imperfect factors) the "
+                "outermost loop of the dim runs ceil(extent / product of the others) times",
             )
     for lvl in mapping.levels:
         fx, fy = target.fanout(names.index(lvl.level))
@@ -60,8 +73,9 @@ def check_structure(nest: LoopNest, target: Target, mapping: Mapping) -> None:
 def check_capacity(nest: LoopNest, target: Target, flat: FlatNest) -> dict[str, dict[str, int]]:
     """Tile sizes per level and role; raises when one does not fit."""
     tiles: dict[str, dict[str, int]] = {}
+    residual = ResidualNest(flat, nest.extents) if ragged(flat, nest.extents) else None
     for index, level in enumerate(target.levels):
-        reach = flat.inside_reach[index]
+        reach = flat.inside_reach[index] if residual is None else residual.held_reach(index)
         tiles[level.name] = {
             t.role: math.prod(box_extents(axis_terms(t), reach))
             for t in nest.tensors

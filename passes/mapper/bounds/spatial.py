@@ -245,6 +245,9 @@ class BoundBlocks:
     def first(self, tensor: Tensor, level: int) -> list[_Atom]:
         return [_Atom(1, self._words(tensor), self._rep(tensor, level))]
 
+    def grouped(self, tensor: Tensor, outer: int, inner: int) -> None:
+        return None  # perfect factors only: every child of a group is busy
+
     def shared(self, tensor: Tensor, outer: int, inner: int) -> tuple[int, ...]:
         relevant = tensor.relevant_dims
         return tuple(

@@ -281,6 +281,9 @@ class CpsatBlocks:
     def first(self, tensor, level: int) -> Val:  # noqa: ANN001
         return _first(self.form, tensor.relevant_dims, level)
 
+    def grouped(self, tensor, outer: int, inner: int) -> None:  # noqa: ANN001
+        return None  # perfect factors only: every child of a group is busy
+
     def shared(self, tensor, outer: int, inner: int) -> Val:  # noqa: ANN001
         space = self.form.space
         between = [

@@ -417,6 +417,9 @@ class ArrayBlocks:
     def first(self, tensor: Tensor, level: int) -> np.ndarray:
         return self.batch.first(tensor.relevant_dims, level) * self.batch.instances(level)
 
+    def grouped(self, tensor: Tensor, outer: int, inner: int) -> None:
+        return None  # perfect factors only: every child of a group is busy
+
     def shared(self, tensor: Tensor, outer: int, inner: int) -> np.ndarray:
         idle = [d for d in self.batch.space.dims if d not in tensor.relevant_dims]
         return self.batch.spread(idle, outer, inner)

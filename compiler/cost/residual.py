@@ -1,0 +1,208 @@
+"""Exact counts for imperfect factors: tiles that run with a smaller last (residual) tile.
+
+A dim's loops form a mixed-radix number (steps are the nominal products of the
+factors inside); a point runs iff its index is below the dim's extent
+(docs/cost-model.md, "Imperfect factors"). Above a level boundary the offset of
+a dim is a multiple of the tile it leaves inside, so every tile of a dim is
+either full or the one residual tile, and the tiles that run can be *counted*
+per dim with a digit recursion instead of walked. Tensors' boxes join dims only
+along their axes, so every count of the model is a product over groups of axes
+of sums over at most two tile sizes per dim.
+
+Perfect mappings never come here (``ragged`` is False for them), so the fast
+closed forms of ``joule.cost.nest`` stay the perfect case's definition; on a
+perfect mapping these counts equal them (tests/test_residual_tiles.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable
+
+from joule.cost.nest import FlatLoop, FlatNest
+
+Terms = tuple[tuple[tuple[str, int], ...], ...]
+
+
+def ragged(flat: FlatNest, extents: dict[str, int]) -> bool:
+    """Whether some dim's factors overshoot its extent (the mapping has residual tiles)."""
+    product: dict[str, int] = {}
+    for lp in flat.loops:
+        product[lp.dim] = product.get(lp.dim, 1) * lp.factor
+    return any(product.get(d, 1) != e for d, e in extents.items())
+
+
+class ResidualNest:
+    """The counts of one imperfect mapping that the cost terms' building blocks need."""
+
+    def __init__(self, flat: FlatNest, extents: dict[str, int]) -> None:
+        self.flat = flat
+        self.extents = extents
+        self.positions: dict[str, list[int]] = {d: [] for d in extents}
+        for pos, lp in enumerate(flat.loops):
+            self.positions[lp.dim].append(pos)
+
+    # -- per dim ------------------------------------------------------------------------
+
+    def inside(self, dim: str, level: int) -> int:
+        """Nominal tile of ``dim`` inside ``level`` (the product of its factors there)."""
+        b = self.flat.boundary[level]
+        return math.prod(self.flat.loops[p].factor for p in self.positions[dim] if p >= b)
+
+    def held_reach(self, level: int) -> dict[str, int]:
+        """Per dim, the reach of the largest tile that runs inside ``level``: the
+        nominal tile, or the whole dim where the tile overshoots it."""
+        return {d: min(self.inside(d, level), e) - 1 for d, e in self.extents.items()}
+
+    def combos(self, dim: str, limit: int, free: Callable[[int], bool], below: int) -> int:
+        """Digit combinations of ``dim``'s loops above position ``below`` (the loops
+        ``free`` admits range over their factor, the others stay at 0) whose offset
+        is below ``limit``.
+
+        Outermost first, each loop's step exceeds every offset of the loops inside
+        it, so digits below ``limit // step`` admit every inner combination and at
+        most one digit admits only some: a recursion down the loops."""
+        loops = [self.flat.loops[p] for p in self.positions[dim] if p < below and free(p)]
+        inner_all = [1] * (len(loops) + 1)
+        for k in range(len(loops) - 1, -1, -1):
+            inner_all[k] = inner_all[k + 1] * loops[k].factor
+        total = 0
+        remaining = limit
+        for k, lp in enumerate(loops):
+            if remaining <= 0:
+                return total
+            whole = min(lp.factor, remaining // lp.step)
+            total += whole * inner_all[k + 1]
+            if whole == lp.factor:
+                return total
+            remaining -= whole * lp.step
+        return total + (1 if remaining > 0 else 0)
+
+    def sizes(self, dim: str, level: int, free: Callable[[int], bool]) -> list[tuple[int, int]]:
+        """(tile size, how many run) for ``dim`` inside ``level``: full tiles and the residual."""
+        extent = self.extents[dim]
+        tile = self.inside(dim, level)
+        below = self.flat.boundary[level]
+        running = self.combos(dim, extent, free, below)
+        full = self.combos(dim, extent - tile + 1, free, below)
+        out = [(tile, full), (extent % tile, running - full)]
+        return [(size, count) for size, count in out if count]
+
+    # -- per tensor ---------------------------------------------------------------------
+
+    def fills(
+        self, terms: Terms, relevant: frozenset[str], level: int, collapsed: frozenset[int]
+    ) -> int:
+        """Words the instances of ``level`` fetch of a tensor as their tiles walk the
+        loops above: one whole tile per distinct step of the loops out to L* that
+        runs, less the overlap kept on each step of L* (see ``fills_per_instance``).
+
+        ``collapsed``: spatial loops whose instances count once (a multicast or
+        reduction group: the group runs when its first member does)."""
+        flat = self.flat
+        b = flat.boundary[level]
+        star = -1
+        for p in range(b):
+            lp = flat.loops[p]
+            if not lp.spatial and lp.dim in relevant:
+                star = p
+
+        def free(p: int) -> bool:
+            lp = flat.loops[p]
+            if lp.spatial:
+                return p not in collapsed
+            return p <= star  # temporal loops inside L* are irrelevant: the tile stays
+
+        scale = 1
+        for d in self.extents:
+            if d not in relevant:
+                scale *= self.combos(d, self.extents[d], free, b)
+        groups = _axis_groups(terms)
+        tiles = scale
+        for axes in groups:
+            tiles *= self._box_sum(terms, axes, level, free, None)
+        if star < 0 or tiles == 0:
+            return tiles
+        lstar = flat.loops[star]
+        moving = self.combos(lstar.dim, self.extents[lstar.dim], free, b) - self.combos(
+            lstar.dim, self.extents[lstar.dim], lambda p: p != star and free(p), b
+        )
+        kept = scale * moving
+        for axes in groups:
+            if any(d == lstar.dim for a in axes for d, _ in terms[a]):
+                kept *= self._box_sum(terms, axes, level, free, lstar)
+            else:
+                kept *= self._box_sum(terms, axes, level, free, None)
+        return tiles - kept
+
+    def _box_sum(
+        self,
+        terms: Terms,
+        axes: list[int],
+        level: int,
+        free: Callable[[int], bool],
+        star: FlatLoop | None,
+    ) -> int:
+        """Sum over the tiles that run of the box's extent on ``axes`` (dims shared
+        by no other axes); with ``star`` (L*), of the overlap a step of L* keeps,
+        L*'s dim counted apart (its previous tile is full)."""
+        dims = sorted({d for a in axes for d, _ in terms[a]})
+        star_dim = None if star is None else star.dim
+        choices: list[Iterable[tuple[int, int]]] = []
+        for d in dims:
+            if d == star_dim:
+                choices.append([(self.inside(d, level), 1)])
+            else:
+                choices.append(self.sizes(d, level, free))
+        total = 0
+        for combo in itertools.product(*choices):
+            size = dict(zip(dims, (s for s, _ in combo), strict=True))
+            weight = math.prod(n for _, n in combo)
+            value = 1
+            for a in axes:
+                extent = 1 + sum(abs(c) * (size[d] - 1) for d, c in terms[a])
+                if star is not None:
+                    shift = abs(sum(c for d, c in terms[a] if d == star.dim)) * star.step
+                    extent = max(0, extent - shift) if shift else extent
+                value *= extent
+            total += weight * value
+        return total
+
+    def first(self, relevant: frozenset[str], level: int) -> int:
+        """Distinct output words all instances of ``level`` touch: each relevant dim's
+        values once (an output projection is injective), times the instances that
+        run over each other dim."""
+        b = self.flat.boundary[level]
+        count = 1
+        for d, extent in self.extents.items():
+            if d in relevant:
+                count *= extent
+            else:
+                count *= self.combos(d, extent, lambda p: self.flat.loops[p].spatial, b)
+        return count
+
+    def compute_cycles(self) -> int:
+        """Temporal steps in which some MAC runs (spatial digits at 0 run longest)."""
+        end = len(self.flat.loops)
+        count = 1
+        for d, extent in self.extents.items():
+            count *= self.combos(d, extent, lambda p: not self.flat.loops[p].spatial, end)
+        return count
+
+
+def _axis_groups(terms: Terms) -> list[list[int]]:
+    """Axes joined by a shared dim (their boxes are not independent): connected groups."""
+    groups: list[tuple[set[str], list[int]]] = []
+    for a, axis in enumerate(terms):
+        dims = {d for d, _ in axis}
+        merged_dims, merged_axes = set(dims), [a]
+        rest = []
+        for gd, ga in groups:
+            if gd & merged_dims:
+                merged_dims |= gd
+                merged_axes += ga
+            else:
+                rest.append((gd, ga))
+        groups = [*rest, (merged_dims, sorted(merged_axes))]
+    return [axes for _, axes in groups]
