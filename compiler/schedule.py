@@ -13,6 +13,7 @@ from typing import Any
 from joule.cost.result import CostResult
 from joule.ir.loopnest import LoopNest, UnmappedOp
 from joule.mapping import Mapping
+from joule.tiling import TilingSummary, summarize
 
 JOULE_VERSION = "0.1.0"
 TIME_KEYS = frozenset({"time_s", "pass_times_s"})
@@ -34,6 +35,11 @@ class LayerSchedule:
         the mapspace's bounds) or the compulsory one."""
         return max(self.cost.lower_bound_pj, self.solver.get("energy_bound_pj", 0.0))
 
+    @property
+    def tiling(self) -> TilingSummary:
+        """Per dim the loops' tiles and residual runs, and the PEs residual tiles leave idle."""
+        return summarize(self.nest, self.mapping, self.cost)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.nest.name,
@@ -44,6 +50,7 @@ class LayerSchedule:
             "dataflow": self.dataflow,
             "mapping": self.mapping.to_dict(),
             **self.cost.to_dict(),  # energy, breakdown, MAC energy, accesses, cycles, bound
+            "tiling": self.tiling.to_dict(),  # tiles, residuals, PE utilisation, idle PEs
             "solver": self.solver,
             "signature": self.nest.signature(),
             "shared_with": self.shared_with,

@@ -8,6 +8,7 @@ from pathlib import Path
 from joule.report.files import prepare_dir, write_atomic
 from joule.report.plots import PLOTS
 from joule.schedule import Schedule
+from joule.tiling import DimTiling, LoopTiling
 
 
 def write_outputs(schedule: Schedule, out: str | Path) -> Path:
@@ -81,6 +82,49 @@ def _breakdown_rows(schedule: Schedule) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+TILING_HEADER = [
+    "layer",
+    "imperfect dims (loops outermost first)",
+    "PEs used",
+    "util of used PEs %",
+    "util of array %",
+    "computes lost to idle PEs",
+]
+
+
+def _loop_text(lp: LoopTiling) -> str:
+    """``shared_glb/Y 4 (last run 1)``: the run and tile of the residual where they differ."""
+    where = lp.level + (f"/{lp.axis}" if lp.axis else "")
+    extra = []
+    if lp.residual != lp.factor:
+        extra.append(f"last run {lp.residual}")
+    if lp.residual_tile != lp.tile:
+        extra.append(f"tile {lp.tile}, last {lp.residual_tile}")
+    return f"{where} {lp.factor}" + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def _dim_text(dim: DimTiling) -> str:
+    return f"{dim.dim}={dim.extent}: " + ", ".join(_loop_text(lp) for lp in dim.loops)
+
+
+def _tiling_rows(schedule: Schedule) -> list[list[str]]:
+    """Per layer its imperfect dims (perfect ones say nothing) and how full the array is."""
+    rows = []
+    for lay in schedule.layers:
+        t = lay.tiling
+        rows.append(
+            [
+                lay.nest.name,
+                "; ".join(_dim_text(d) for d in t.dims if not d.perfect) or "none (perfect)",
+                f"{t.pes_used:,} of {t.pes:,}",
+                f"{100 * t.used_pe_utilization:.1f}",
+                f"{100 * t.array_utilization:.1f}",
+                f"{t.lost_computes:,}",
+            ]
+        )
+    return rows
+
+
 def _verification_lines(schedule: Schedule) -> list[str]:
     """One line per verified emission (``--emit tvm``): passed or not, and the worst errors."""
     lines = []
@@ -127,6 +171,15 @@ def markdown(schedule: Schedule) -> str:
     ]
     header, rows = _breakdown_rows(schedule)
     parts += ["## Energy breakdown by level and tensor", "", _md_table(header, rows), ""]
+    parts += [
+        "## Tiling and PE utilisation",
+        "",
+        "Residual tiles of imperfect factors leave PEs idle: utilisation over the compute "
+        "cycles, and the PE-cycles the spatial loops claim but do not compute.",
+        "",
+        _md_table(TILING_HEADER, _tiling_rows(schedule)),
+        "",
+    ]
     parts += ["## Mappings", ""]
     for lay in schedule.layers:
         if lay.shared_with:
@@ -181,6 +234,7 @@ pre{{background:#f6f6f6;padding:8px}}</style></head><body>
 <h2>Plots</h2><img src="energy_by_level.png" alt="energy per layer by level">
 <img src="energy_by_tensor.png" alt="energy by tensor"><img src="utilization.png" alt="utilisation">
 <h2>Energy breakdown by level and tensor</h2>{_html_table(header, rows)}
+<h2>Tiling and PE utilisation</h2>{_html_table(TILING_HEADER, _tiling_rows(schedule))}
 <h2>Mappings</h2>{mappings}
 <h2>Unmapped ops</h2>{unmapped}
 </body></html>
