@@ -19,6 +19,11 @@ spatial loops are those of the fan-out below the nearest target level above
 them (below ``shared_glb`` on eyeriss), outer container first. Factors of 1 are
 dropped; Timeloop dim M is Joule's K, unless a ``joule-dims.yaml`` beside the
 file (Joule's exports) names the dims.
+
+Imperfect factors: a residual end (``M=4,1`` in factors, ``for M in [0:4,1)`` in
+a printed map) is checked against the one Joule derives from the factors and the
+extent when the layer is known; the outermost loop of a dim always runs its
+residual end, so that is its Joule factor (docs/imperfect-outputs.md).
 """
 
 from __future__ import annotations
@@ -33,12 +38,16 @@ from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest, Role
 from joule.mapping import Axis, LevelLoops, Loop, Mapping
 from joule.targets.spec import Target
+from joule.tiling import residual_ends
 from joule.timeloop.problem import dims_beside, joule_dim, yaml_problem
 
 _ROLES: dict[str, Role] = {"weights": "weight", "inputs": "input", "outputs": "output"}
-_FACTOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*?)\s*=?\s*(\d+)")
+# NAME=END or NAME=END,RESIDUAL_END (Timeloop's src/mapping/parser.cpp, ParseUserFactors).
+_FACTOR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*?)\s*=?\s*(\d+)(?:,(\d+))?")
 _HEADER = re.compile(r"^([A-Za-z_][\w.\-]*)\s*\[(.*)\]\s*$")
-_LOOP = re.compile(r"^\|?\s*for\s+(\w+)\s+in\s+\[0:(\d+)\)\s*(\(Spatial-([XY])\))?\s*$")
+_LOOP = re.compile(
+    r"^\|?\s*for\s+(\w+)\s+in\s+\[0:(\d+)(?:,(\d+))?\)\s*(?:\(Spatial-([XY])\))?\s*$"
+)
 _FORMS = "give timeloop-mapper.map.yaml, a parsed-processed-input.yaml or a .map.txt"
 
 
@@ -50,6 +59,8 @@ class _Level:
     temporal: list[tuple[str, int]] = field(default_factory=list)
     spatial: list[tuple[str, int, Axis | None]] = field(default_factory=list)  # None: no split
     keep: set[Role] | None = None
+    # (spatial?, Joule dim) -> residual end, where Timeloop gives one below the end
+    residual: dict[tuple[bool, str], int] = field(default_factory=dict)
 
 
 def load_mapping(path: str | Path, target: Target, nest: LoopNest | None = None) -> Mapping:
@@ -112,15 +123,17 @@ def mapping_levels_from_yaml(
             keep = {_role(t, where) for t in _names(entry.get("keep"), "keep", where)}
             lvl.keep = keep if lvl.keep is None else lvl.keep | keep
         elif kind == "temporal":
-            factors = _factors(entry.get("factors"), where)
+            factors, residual = _factors(entry.get("factors"), where)
             perm = _permutation(entry.get("permutation"), factors, where)
             lvl.temporal = [
                 (joule_dim(d, names), factors.get(d, 1))
                 for d in reversed(perm)
                 if factors.get(d, 1) > 1
             ]
+            lvl.residual.update({(False, joule_dim(d, names)): r for d, r in residual.items()})
         elif kind == "spatial":
-            factors = _factors(entry.get("factors"), where)
+            factors, residual = _factors(entry.get("factors"), where)
+            lvl.residual.update({(True, joule_dim(d, names)): r for d, r in residual.items()})
             perm = _permutation(entry.get("permutation"), factors, where)
             split = _split(entry.get("split"), where)
             axes: list[Axis | None] = [
@@ -173,6 +186,8 @@ def _parse_map_txt(text: str, source: str, names: dict[str, str] | None) -> list
                 hint="expected 'LEVEL [ ... ]' headers and '| for D in [0:N) (Spatial-X)' loops",
             )
         dim, factor = joule_dim(loop.group(1), names), int(loop.group(2))
+        if loop.group(3) and int(loop.group(3)) != factor:
+            levels[-1].residual[(bool(loop.group(4)), dim)] = int(loop.group(3))
         if factor > 1:
             if loop.group(4):
                 levels[-1].spatial.append((dim, factor, loop.group(4)))  # type: ignore[arg-type]
@@ -187,6 +202,7 @@ def to_joule(
     levels: list[_Level], target: Target, nest: LoopNest | None = None, *, source: str = "mapping"
 ) -> Mapping:
     """Attach every Timeloop level's loops to the target's levels; check names and bypass."""
+    _settle_residuals(levels, nest, source)
     by_name = {lvl.name.lower(): i for i, lvl in enumerate(target.levels)}
     temporal: list[list[Loop]] = [[] for _ in target.levels]
     spatial: list[list[Loop]] = [[] for _ in target.levels]
@@ -251,6 +267,45 @@ def to_joule(
     )
 
 
+def _settle_residuals(levels: list[_Level], nest: LoopNest | None, source: str) -> None:
+    """Per dim given a residual end: its outermost loop becomes its residual end (Timeloop
+    runs no more of it, nest-analysis.cpp ``IsLastGlobalIteration_``) and, with the layer
+    known, every residual end must be Joule's: the dim's digit of ``extent - 1`` plus one."""
+    dims = {d for lvl in levels for _, d in lvl.residual}
+    for dim in sorted(dims):
+        # Timeloop's loops of the dim, outermost first: (level, spatial?, index, factor).
+        seq = [
+            (lvl, spatial, j, lp[1])
+            for lvl in levels
+            for spatial, loops in ((False, lvl.temporal), (True, lvl.spatial))
+            for j, lp in enumerate(loops)
+            if lp[0] == dim
+        ]
+        if not seq:
+            continue
+        lvl, spatial, j, factor = seq[0]
+        given = lvl.residual.get((spatial, dim), factor)
+        if given < factor:  # the outermost loop: write its residual end as its factor
+            loops: list[Any] = lvl.spatial if spatial else lvl.temporal
+            loops[j] = (dim, given, *loops[j][2:])
+            seq[0] = (lvl, spatial, j, given)
+        if nest is None or dim not in nest.extents:
+            continue
+        extent = nest.extents[dim]
+        factors = [f for *_, f in seq]
+        want = residual_ends(extent, factors)
+        for (lvl, spatial, _j, f), end in zip(seq, want, strict=True):
+            got = lvl.residual.get((spatial, dim), f)
+            if got != end:
+                raise MappingError(
+                    f"the residual end of {dim} at {lvl.name} is {got}, but factors {factors} "
+                    f"(outermost first) over extent {extent} make it {end}",
+                    where=source,
+                    hint="residual ends are the digits of extent - 1 in the factors' mixed "
+                    "radix, plus one (Timeloop's parser checks the same)",
+                )
+
+
 def _role(name: Any, where: str) -> Role:
     role = _ROLES.get(str(name).lower())
     if role is None:
@@ -288,22 +343,30 @@ def _split(value: Any, where: str) -> int | None:
     return value
 
 
-def _factors(value: Any, where: str) -> dict[str, int]:
-    """``C1 M2``, ``C=1,M=2`` or ``[C=1, M=2]`` -> {dim: factor} (Timeloop names)."""
+def _factors(value: Any, where: str) -> tuple[dict[str, int], dict[str, int]]:
+    """``C1 M2``, ``C=1,M=2`` or ``[C=1, M=2]`` -> {dim: factor} (Timeloop names), and
+    {dim: residual end} for ``M=4,1`` (end 4, residual end 1) where it is below the end."""
     if value is None:
-        return {}
+        return {}, {}
     text = " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
-    pairs = _FACTOR.findall(text)
-    if not pairs and text.strip():
+    found = _FACTOR.findall(text)
+    if not found and text.strip():
         raise MappingError(f"cannot read factors {value!r}", where=where, hint="e.g. 'C1 M2 R3'")
-    out = {d: int(f) for d, f in pairs}
+    out = {d: int(f) for d, f, _ in found}
+    residual = {d: int(r) for d, f, r in found if r and int(r) != int(f)}
+    if any(not 1 <= r <= out[d] for d, r in residual.items()):
+        raise MappingError(
+            f"a residual end outside 1..end in {value!r}",
+            where=where,
+            hint="write NAME=END,RESIDUAL with 1 <= RESIDUAL <= END",
+        )
     if any(f == 0 for f in out.values()):
         raise MappingError(
             f"factor 0 (Timeloop's 'fill in the rest') in {value!r}",
             where=where,
             hint="give explicit factors: Joule scores complete mappings",
         )
-    return out
+    return out, residual
 
 
 def _permutation(value: Any, factors: dict[str, int], where: str) -> list[str]:

@@ -29,22 +29,30 @@ Conventions (those of ``compiler/timeloop``, which reads both forms back):
   outermost);
 * energies: the ERT gives every level's per-word read, write and update energy
   and the MAC's (pJ per action; each component's ``width`` equals its
-  ``datawidth``, so one action moves one word; leakage 0).
+  ``datawidth``, so one action moves one word; leakage 0);
+* imperfect factors: a loop whose last (residual) run is shorter is written
+  ``M=4,1`` (end 4, residual end 1), the form Timeloop's mapping parser reads
+  (docs/imperfect-outputs.md); a mapping whose residual loops Timeloop would
+  run in another order is refused (``timeloop_ends``).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import re
 import string
 from pathlib import Path
 from typing import Any
 
 import yaml
+from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest
 from joule.mapping import Axis, Loop, Mapping
 from joule.report.files import write_atomic
 from joule.schedule import Schedule
 from joule.targets.spec import StorageLevel, Target
+from joule.tiling import residual_ends
 from joule.timeloop.problem import DIMS_FILE
 
 VERSION = 0.4
@@ -240,21 +248,78 @@ def arch_yaml(target: Target) -> dict[str, Any]:
     }
 
 
+# A Joule level's loops in Timeloop's tiling levels, outermost first: its temporal loops,
+# then the X container (PE_column), then the Y container (PE).
+Slot = tuple[int, str]
+_SLOT_ORDER = {"T": 0, "X": 1, "Y": 2}
+
+
+def timeloop_ends(
+    nest: LoopNest, mapping: Mapping, target: Target
+) -> dict[Slot, dict[str, tuple[int, int]]]:
+    """Per Timeloop tiling level (level index, ``T``/``X``/``Y``), the ``(end,
+    residual_end)`` of every dim that Joule's factors do not divide exactly.
+
+    Timeloop has one loop per dim per tiling level, so a level's loops of a dim
+    merge into one; each loop runs ``residual_end`` times when every loop of the
+    dim outside it is at its last iteration (nest-analysis.cpp,
+    ``IsLastGlobalIteration_``), which is Joule's "points past the extent do not
+    run" when the residual ends are the digits of ``extent - 1`` (parser.cpp's
+    check, ``prod = prod*end + residual_end-1``). The outermost loop always runs
+    its residual end, so it is written as its end: a merged outermost spatial
+    loop with a residual would stop Timeloop's analysis. Raises MappingError when
+    the merge would reorder a dim's loops (a level's Y loop outside its X loop):
+    with residual tiles the order decides which points run.
+    """
+    out: dict[Slot, dict[str, tuple[int, int]]] = {}
+    for dim, extent in nest.extents.items():
+        seq: list[tuple[Slot, int]] = []
+        for i, lvl in enumerate(mapping.levels):
+            seq += [((i, "T"), lp.factor) for lp in lvl.temporal if lp.dim == dim]
+            seq += [((i, lp.axis or "X"), lp.factor) for lp in lvl.spatial if lp.dim == dim]
+        seq = [(slot, f) for slot, f in seq if f > 1]
+        if math.prod(f for _, f in seq) == extent:
+            continue  # perfect: written as before, no residual
+        keys = [(i, _SLOT_ORDER[s]) for (i, s), _ in seq]
+        for (a, b), ((i, _), _) in zip(itertools.pairwise(keys), seq[1:], strict=True):
+            if b < a:
+                level = target.levels[i].name
+                raise MappingError(
+                    f"Timeloop cannot express the imperfect factors of {dim} (extent {extent}): "
+                    f"at level {level} a loop of {dim} on Y is outside one on X, but Timeloop "
+                    f"puts the X fan-out outside the Y fan-out, and with a residual tile the "
+                    f"order of {dim}'s loops decides which points run",
+                    where=f"layer @{nest.name}, --emit timeloop",
+                    hint=f"put the X loops of {dim} at {level} outside its Y loops, or give "
+                    f"{dim} factors that divide {extent}",
+                )
+        merged: dict[Slot, int] = {}
+        for slot, f in seq:
+            merged[slot] = merged.get(slot, 1) * f
+        ends = residual_ends(extent, list(merged.values()))
+        for k, (slot, f) in enumerate(merged.items()):
+            out.setdefault(slot, {})[dim] = (ends[k], ends[k]) if k == 0 else (f, ends[k])
+    return out
+
+
 def mapping_yaml(nest: LoopNest, mapping: Mapping, target: Target) -> dict[str, Any]:
     """The v0.4 mapping: per level its data spaces and temporal loops, then its containers'."""
     names = timeloop_names(nest)
     dims = [names[d] for d, _ in nest.dims]
     fanout = _containers(target)
+    ends = timeloop_ends(nest, mapping, target)
     entries: list[dict[str, Any]] = []
     for i, (lvl, loops) in enumerate(zip(target.levels, mapping.levels, strict=True)):
         keep, bypass = _spaces(lvl)
         entries.append({"target": lvl.name, "type": "dataspace", "keep": keep, "bypass": bypass})
-        factors, permutation = _loops(loops.temporal, names, dims)
+        factors, permutation = _loops(loops.temporal, names, dims, ends.get((i, "T")))
         entries.append(
             {"target": lvl.name, "type": "temporal", "factors": factors, "permutation": permutation}
         )
         for name, axis, _width in fanout.get(i, []):
-            factors, permutation = _loops(_on(loops.spatial, axis), names, dims)
+            factors, permutation = _loops(
+                _on(loops.spatial, axis), names, dims, ends.get((i, axis))
+            )
             entries.append(
                 {
                     "target": name,
@@ -276,6 +341,7 @@ def model_yaml(nest: LoopNest, mapping: Mapping, target: Target) -> dict[str, An
     names = timeloop_names(nest)
     dims = [names[d] for d, _ in nest.dims]
     fanout = _containers(target)
+    ends = timeloop_ends(nest, mapping, target)
     local: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     mesh = {"X": 1, "Y": 1}
@@ -289,14 +355,18 @@ def model_yaml(nest: LoopNest, mapping: Mapping, target: Target) -> dict[str, An
         bypass_entry = {"keep": keep, "bypass": bypass, "type": "bypass", "target": lvl.name}
         entries.append({k: v for k, v in bypass_entry.items() if v})
         entries.append(
-            {"target": lvl.name, "type": "temporal", **_flat(loops.temporal, names, dims)}
+            {
+                "target": lvl.name,
+                "type": "temporal",
+                **_flat(loops.temporal, names, dims, ends.get((i, "T"))),
+            }
         )
         for name, axis, width in fanout.get(i, []):
             dummy = f"inter_{name}_spatial"
             attributes = {"width": 1, "depth": 1, "datawidth": 1, "technology": -1}
             local.append(_flat_node(dummy, "dummy_storage", attributes | _STORAGE_DEFAULTS, mesh))
             split = len(dims) if axis == "X" else 0
-            spatial = _flat(_on(loops.spatial, axis), names, dims)
+            spatial = _flat(_on(loops.spatial, axis), names, dims, ends.get((i, axis)))
             entries += [
                 {"type": "spatial", "target": dummy, **spatial, "split": split},
                 {**_flat((), names, dims), "type": "temporal", "target": dummy},
@@ -347,22 +417,41 @@ def _on(loops: tuple[Loop, ...], axis: Axis) -> tuple[Loop, ...]:
 
 
 def _loops(
-    loops: tuple[Loop, ...], names: dict[str, str], dims: list[str]
+    loops: tuple[Loop, ...],
+    names: dict[str, str],
+    dims: list[str],
+    ends: dict[str, tuple[int, int]] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """``factors`` and ``permutation`` (innermost first, every dim) of outermost-first loops."""
+    """``factors`` and ``permutation`` (innermost first, every dim) of outermost-first loops.
+
+    ``ends``: Joule dim -> (end, residual end) where the dim is imperfect; a
+    residual end below the end is written ``M=4,1`` (parser.cpp's factor regex).
+    """
     factors = {d: 1 for d in dims}
+    residual: dict[str, int] = {}
     inner_first: list[str] = []
     for lp in reversed(loops):
         factors[names[lp.dim]] *= lp.factor
         if names[lp.dim] not in inner_first:
             inner_first.append(names[lp.dim])
+    for dim, (end, res) in (ends or {}).items():
+        factors[names[dim]] = end
+        if res != end:
+            residual[names[dim]] = res
     permutation = inner_first + [d for d in dims if d not in inner_first]
-    return [f"{d}={factors[d]}" for d in permutation], permutation
+    text = [f"{d}={factors[d]}" + (f",{residual[d]}" if d in residual else "") for d in permutation]
+    return text, permutation
 
 
-def _flat(loops: tuple[Loop, ...], names: dict[str, str], dims: list[str]) -> dict[str, str]:
-    """``_loops`` as the processed format writes them: ``Q=5,N=1,...`` and ``QN...``."""
-    factors, permutation = _loops(loops, names, dims)
+def _flat(
+    loops: tuple[Loop, ...],
+    names: dict[str, str],
+    dims: list[str],
+    ends: dict[str, tuple[int, int]] | None = None,
+) -> dict[str, str]:
+    """``_loops`` as the processed format writes them: ``Q=5,N=1,...`` and ``QN...``
+    (a residual reads unambiguously: ``M=4,1,N=1``, as a dim name starts with a letter)."""
+    factors, permutation = _loops(loops, names, dims, ends)
     return {"factors": ",".join(factors), "permutation": "".join(permutation)}
 
 
