@@ -8,6 +8,11 @@ extent 1 keep their single loop, outermost. Every mapped loop is annotated
 ``joule.level = <storage level>``; spatial loops also ``joule.spatial =
 "X"|"Y"`` (the array axis). Annotations, not ``parallel``: the PE array is
 not the CPU's threads, and a parallel reduction loop would be wrong.
+
+Imperfect factors (a dim's outermost loop runs ceil(extent / the others)
+times) are split with the nominal factors: their product exceeds the extent,
+and TVM guards the block with a ``T.where`` predicate (index < extent), which
+is exactly Joule's "points past the extent do not run".
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import tvm_ffi
 from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest
 from joule.mapping import Mapping
+from joule.tiling import canonical_problem
 from tvm import s_tir, tirx
 
 LEVEL_KEY = "joule.level"
@@ -58,7 +64,8 @@ def apply_mapping(func: tirx.PrimFunc, nest: LoopNest, mapping: Mapping) -> tirx
 
 
 def _check_factors(nest: LoopNest, mapping: Mapping, where: str) -> None:
-    """Perfect factorisation of every dim: anything else is not this nest's mapping."""
+    """Every dim's factors divide it, or are imperfect in the canonical form (the
+    outermost runs ceil(extent / the others)): anything else is not this nest's mapping."""
     extents = dict(nest.dims)
     mapped = {lp.dim for lvl in mapping.levels for lp in (*lvl.temporal, *lvl.spatial)}
     unknown = sorted(mapped - set(extents))
@@ -69,12 +76,13 @@ def _check_factors(nest: LoopNest, mapping: Mapping, where: str) -> None:
             hint=f"the nest's dims are {[d for d, _ in nest.dims]}",
         )
     for dim, extent in nest.dims:
-        if extent > 1 and mapping.extent(dim) != extent:
+        problem = canonical_problem(dim, extent, mapping.factors(dim))
+        if problem is not None:
             raise MappingError(
-                f"the mapping's factors of {dim} multiply to {mapping.extent(dim)}, "
-                f"not its extent {extent}",
+                problem,
                 where=where,
-                hint="give a mapping of this layer (perfect factorisation)",
+                hint="give a mapping of this layer: every dim's factors multiply to its "
+                "extent, or its outermost loop runs ceil(extent / product of the others) times",
             )
 
 
