@@ -248,9 +248,12 @@ def test_timeloop_export_refuses_a_y_loop_outside_an_x_loop_of_an_imperfect_dim(
     3 on Y outside 2 on X the swap would run other points, so nothing is written."""
     k5 = matmul("k5", m=1, n=1, k=5)
     mapping = _eyeriss(shared_glb=((), (Loop("K", 3, "Y"), Loop("K", 2, "X"))))
+    target = load_target("eyeriss")
+    schedule = _schedule(K13, K13_MAP, target)  # a layer Timeloop can take, then this one
+    schedule.layers += _schedule(k5, mapping, target).layers
     with pytest.raises(MappingError, match="Timeloop cannot express the imperfect factors of K"):
-        _emit(tmp_path, k5, mapping)
-    assert not (tmp_path / "timeloop" / "k5" / "timeloop-model.yaml").exists()
+        emit_timeloop(schedule, tmp_path, target)
+    assert not (tmp_path / "timeloop").exists()  # no layer half-exported
     # The same order of a perfect K (= 6) exports as before.
     k6 = matmul("k6", m=1, n=1, k=6)
     assert _flat_factors(_emit(tmp_path, k6, mapping)) == [

@@ -475,19 +475,20 @@ def dump_flat(data: dict[str, Any], what: str) -> str:
 
 
 def emit_timeloop(schedule: Schedule, out_dir: str | Path, target: Target) -> list[Path]:
-    """DIR/timeloop/<layer>/ with both forms and joule-dims.yaml for every layer; the dirs."""
+    """DIR/timeloop/<layer>/ with both forms and joule-dims.yaml for every layer; the dirs.
+
+    Every layer's files are made before any is written: a mapping Timeloop cannot
+    express (``timeloop_ends``) leaves no partial export behind."""
     root = Path(out_dir) / "timeloop"
     arch = dump(arch_yaml(target), f"architecture of target {target.name}")
     ert = dump_flat(ert_yaml(target), f"energies of target {target.name}")
-    dirs = []
+    layers: list[tuple[Path, dict[str, str]]] = []
     used: set[str] = set()
     for layer in schedule.layers:
         nest, name = layer.nest, layer_dir_name(layer.nest.name)
         while name in used:
             name += "_"
         used.add(name)
-        directory = root / name
-        directory.mkdir(parents=True, exist_ok=True)
         files = {
             "problem.yaml": dump(problem_yaml(nest), f"layer {nest.name}", nest),
             "arch.yaml": arch,
@@ -500,7 +501,9 @@ def emit_timeloop(schedule: Schedule, out_dir: str | Path, target: Target) -> li
             ),
             "ERT.yaml": ert,
         }
+        layers.append((root / name, files))
+    for directory, files in layers:
+        directory.mkdir(parents=True, exist_ok=True)
         for file, text in files.items():
             write_atomic(directory / file, text)
-        dirs.append(directory)
-    return dirs
+    return [directory for directory, _ in layers]
