@@ -66,6 +66,8 @@ REPORT_KEYS = frozenset(
         "evaluated",
         "energy_bound_pj",
         "proof_work",
+        "perfect_status",
+        "perfect_objective",
     }
 )
 

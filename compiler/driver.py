@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from joule.cache import ResultCache, open_cache
 from joule.defaults import DEFAULT_SAMPLES, DEFAULT_TIME_LIMIT_S, DEFAULT_WORKERS
@@ -17,6 +17,9 @@ from joule.pipeline import MappingModule
 from joule.schedule import LayerSchedule, Schedule
 from joule.targets.precision import PrecisionPlan, with_precision
 from joule.targets.spec import Target
+
+if TYPE_CHECKING:
+    from joule.passes.mapper.outcome import SolverReport
 
 GAP_WARNING = 0.01
 
@@ -47,6 +50,7 @@ def compile_model(
     log: TextIO | None = None,
     cache: ResultCache | str | Path | bool | None = None,
     precision: str | Path | PrecisionPlan | None = None,
+    factors: str = "perfect",
 ) -> Schedule:
     """Map every MAC layer of ``model`` on ``target``.
 
@@ -61,6 +65,9 @@ def compile_model(
     that one. Cached and fresh solves give the same schedule.
     ``precision``: bits per tensor for every layer (``"w4a8"``), or per layer (a
     :class:`PrecisionPlan` or its YAML file); None keeps the target's own widths.
+    ``factors``: ``"perfect"`` (every loop divides its dim; optimal over that space
+    with a certificate) or ``"imperfect"`` (then improved with residual tiles, not
+    certified; docs/cost-model.md, "Imperfect factors").
     Ctrl-C raises :class:`CompileInterrupted` with the partial schedule.
     """
     from joule.passes.canonicalize import Canonicalize
@@ -86,6 +93,7 @@ def compile_model(
         min_utilization=min_utilization,
         time_limit_s=time_limit,
         samples=samples,
+        factors=factors,
     )
     passes = [
         Canonicalize(),
@@ -146,6 +154,7 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
     layers = []
     warnings = []
     stopped: list[tuple[float, str]] = []
+    refined: list[SolverReport] = []  # --factors imperfect: its gap is to the compulsory bound
     first_of: dict[str, str] = {}
     unsolved = [layer.original.name for layer in module.layers if layer.result is None]
     for layer in module.layers:
@@ -157,7 +166,9 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
         signature = layer.nest.signature()
         shared = first_of.setdefault(signature, layer.original.name)
         report = result.report
-        if mapper == "cpsat" and report.gap > GAP_WARNING and shared == layer.original.name:
+        if report.perfect_status and shared == layer.original.name:
+            refined.append(report)
+        elif mapper == "cpsat" and report.gap > GAP_WARNING and shared == layer.original.name:
             stopped.append((report.gap, layer.original.name))
         layers.append(
             LayerSchedule(
@@ -177,6 +188,14 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
             f"{len(stopped)} of {solved} distinct layers stopped at the time limit with a gap "
             f"over {GAP_WARNING:.0%} (largest: layer {name}, {gap:.1%}); their best mappings "
             "are used (solver.gap per layer in schedule.json; raise --time-limit to narrow)"
+        )
+    if refined:
+        better = sum(r.objective < r.perfect_objective for r in refined)
+        proven = sum(r.perfect_status == "OPTIMAL" for r in refined)
+        warnings.append(
+            f"--factors imperfect: residual tiles improved {better} of {len(refined)} distinct "
+            f"layers on the perfect-factor optimum (proven on {proven} of them); the search "
+            "over residual tiles is not certified (solver.perfect_objective per layer)"
         )
     if unsolved:
         shown = ", ".join(unsolved[:10]) + (", ..." if len(unsolved) > 10 else "")

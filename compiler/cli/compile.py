@@ -24,6 +24,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataflow", default="free", choices=list(DATAFLOWS))
     parser.add_argument("--mapper", default="cpsat", choices=["cpsat", "exhaustive", "random"])
     parser.add_argument(
+        "--factors",
+        default="perfect",
+        choices=["perfect", "imperfect"],
+        help="imperfect: loops may leave a residual tile (improves the perfect optimum; "
+        "not certified)",
+    )
+    parser.add_argument(
         "--samples", type=int, default=DEFAULT_SAMPLES, help="valid samples for --mapper random"
     )
     parser.add_argument(
@@ -131,6 +138,7 @@ def _compile(args: argparse.Namespace, model: object) -> int:
             objective=args.objective,
             dataflow=args.dataflow,
             mapper=args.mapper,
+            factors=args.factors,
             time_limit=args.time_limit,
             workers=args.workers,
             samples=args.samples,

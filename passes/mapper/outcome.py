@@ -15,6 +15,7 @@ from joule.mapping import Mapping
 from joule.passes.mapper.mapspace.space import MapSpace
 
 OBJECTIVES = ("energy", "edp", "latency")
+FACTORS = ("perfect", "imperfect")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class SearchOptions:
     time_limit_s: float = DEFAULT_TIME_LIMIT_S
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
+    factors: str = "perfect"  # "imperfect": loops may leave a residual tile
 
     def cycle_cap(self, macs: int, pes: int) -> int | None:
         """The latency cap implied by ``max_cycles`` and ``min_utilization`` (the tighter)."""
@@ -51,6 +53,10 @@ class SolverReport:
     evaluated: int = 0  # points scored (exhaustive, random) or CP-SAT branches
     energy_bound_pj: float = 0.0
     proof_work: int = 0  # work units the proof search (passes/prove.py) spent
+    # With imperfect factors: the status and objective the perfect space was solved to
+    # (the search over residual tiles starts there and is not certified itself).
+    perfect_status: str = ""
+    perfect_objective: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,0 +1,219 @@
+"""Imperfect factors: improve a layer's best perfect mapping with loops that need not
+divide their dim (docs/cost-model.md, "Imperfect factors").
+
+A point keeps the mapspace's slots and orders; a dim's tuple may now be any
+factors whose first slot runs ``ceil(extent / the others)`` times. Starting from
+the perfect-space optimum (certified by CP-SAT and the proof), first-improvement
+descent re-shares an array axis between two dims, re-sets one slot (or two of a
+dim together) and re-orders levels, scored by the exact cost model; a move is
+kept only if it ranks better, so the result is never worse than the perfect
+optimum. It is not certified over the imperfect
+space (CP-SAT, the proof and the bounds still search perfect factors only).
+
+Only factors that change an iteration count are tried: for a temporal slot, with
+the other slots fixed, the dim's outermost count is ``ceil(R / f)``; of the
+factors giving one count the smallest is kept (smaller tiles, fewer idle points),
+about ``2 sqrt(R)`` of them (``candidate_factors``). The budget is counted in
+evaluations, not seconds: the same inputs give the same mapping on any machine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from functools import lru_cache
+
+from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.outcome import (
+    SearchOptions,
+    SearchResult,
+    rank_key,
+    score_point,
+    within_cap,
+)
+from joule.passes.mapper.search.local_search import decode
+
+EVALUATIONS_PER_SECOND = 4000  # of the per-layer time limit
+PAIR_WIDTH = 6  # second-slot values tried around the product-keeping one
+
+Factors = dict[str, tuple[int, ...]]
+Orders = tuple[tuple[str, ...], ...]
+
+
+@lru_cache(maxsize=4096)
+def candidate_factors(remaining: int, limit: int) -> tuple[int, ...]:
+    """Factors of one slot worth trying when the rest of the dim needs ``remaining``
+    more iterations: the smallest factor per count ``ceil(remaining / f)``, up to
+    ``limit`` (the fan-out of a spatial slot)."""
+    out = set()
+    root = math.isqrt(remaining)
+    for f in range(1, min(limit, root + 1) + 1):
+        out.add(f)
+    for n in range(1, root + 2):
+        f = -(-remaining // n)
+        if f <= limit:
+            out.add(f)
+    return tuple(sorted(out))
+
+
+def canonical(extent: int, factors: tuple[int, ...]) -> tuple[int, ...]:
+    """``factors`` (slot order, outermost first) made a valid imperfect tuple: the
+    outermost slot left with a factor runs ``ceil(extent / the others)`` times. The
+    first slot is that slot unless the others alone cover the dim; then each slot
+    whose inner factors alone overshoot is dropped to 1, until one can."""
+    t = [1, *factors[1:]]
+    for j, f in enumerate(t):
+        if j > 0 and f == 1:
+            continue
+        rest = math.prod(t) // f
+        if rest >= extent:
+            t[j] = 1
+            if rest == extent:
+                return tuple(t)
+            continue
+        t[j] = -(-extent // rest)
+        return tuple(t)
+    return tuple(t)  # extent 1: every factor dropped
+
+
+def refine_imperfect(space: MapSpace, start: SearchResult, options: SearchOptions) -> SearchResult:
+    """The best point coordinate descent over imperfect factors reaches from ``start``."""
+    cap = options.cycle_cap(space.nest.macs, space.target.pes)
+    factors, orders = decode(space, start.mapping)
+    best = start
+    budget = max(200, round(EVALUATIONS_PER_SECOND * options.time_limit_s))
+    spent = 0
+    improved = True
+    while improved and spent < budget:
+        improved = False
+        for moves in (_axis_moves, _slot_moves, _order_moves, _pair_moves):
+            for f, o in moves(space, factors, orders):
+                spent += 1
+                mapping = space.mapping(f, o)
+                cost = score_point(space, mapping)
+                if cost is not None and within_cap(cost, cap):
+                    if rank_key(cost, options.objective) < rank_key(best.cost, options.objective):
+                        best = SearchResult(mapping, cost, best.report)
+                        factors, orders = f, o
+                        improved = True
+                        break  # first improvement: start over from the cheap moves
+                if spent >= budget:
+                    break
+            if improved or spent >= budget:
+                break
+    return dataclasses.replace(best, report=start.report)
+
+
+def _with(
+    space: MapSpace, factors: Factors, dim: str, inner: tuple[int, ...], fit: bool = True
+) -> Factors | None:
+    tuple_ = canonical(space.extents[dim], (1, *inner))
+    if tuple_ == factors[dim]:
+        return None
+    slots = space.slots[dim]
+    if any(f > space.slot_limit(s) for f, s in zip(tuple_, slots, strict=True)):
+        return None
+    moved = {**factors, dim: tuple_}
+    return moved if not fit or space.spatial_fits(moved) else None
+
+
+def _slot_moves(space: MapSpace, factors: Factors, orders: Orders):  # noqa: ANN202
+    """Re-set one inner slot of one dim."""
+    for d in space.dims:
+        slots = space.slots[d]
+        inner = factors[d][1:]
+        for k in range(1, len(slots)):
+            rest = math.prod(inner) // inner[k - 1]
+            remaining = -(-space.extents[d] // rest)
+            for v in candidate_factors(remaining, space.slot_limit(slots[k])):
+                moved = _with(space, factors, d, (*inner[: k - 1], v, *inner[k:]))
+                if moved is not None:
+                    yield moved, orders
+
+
+def _pair_moves(space: MapSpace, factors: Factors, orders: Orders):  # noqa: ANN202
+    """Re-set two inner slots of one dim at once, the second keeping their product
+    (grow the array's share, shrink a buffer's): one slot alone often cannot, since
+    a bigger tile overflows a buffer."""
+    for d in space.dims:
+        slots = space.slots[d]
+        inner = factors[d][1:]
+        n = len(inner)
+        for a in range(n):
+            for b in range(n):
+                if a == b:
+                    continue
+                rest = math.prod(inner) // (inner[a] * inner[b])
+                remaining = -(-space.extents[d] // rest)
+                keep = inner[a] * inner[b]
+                for va in candidate_factors(remaining, space.slot_limit(slots[a + 1])):
+                    if va == inner[a]:
+                        continue
+                    centre = max(1, round(keep / va))
+                    for vb in range(max(1, centre - PAIR_WIDTH // 2), centre + PAIR_WIDTH // 2 + 1):
+                        if vb > space.slot_limit(slots[b + 1]):
+                            break
+                        new = list(inner)
+                        new[a], new[b] = va, vb
+                        moved = _with(space, factors, d, tuple(new))
+                        if moved is not None:
+                            yield moved, orders
+
+
+def _axis_moves(space: MapSpace, factors: Factors, orders: Orders):  # noqa: ANN202
+    """Share one array axis between two dims anew (``a x b`` filling it): the move
+    that turns a 10-of-12 perfect split into 12 of 12 with residuals."""
+    spatial: dict[tuple[int, str], list[tuple[str, int]]] = {}
+    for d in space.dims:
+        for k, slot in enumerate(space.slots[d]):
+            if slot.axis is not None:
+                spatial.setdefault((slot.level, slot.axis), []).append((d, k))
+    for (level, axis), members in spatial.items():
+        fx, fy = space.fanout[level]
+        size = fx if axis == "X" else fy
+        for (d1, k1), (d2, k2) in itertools.combinations(members, 2):
+            if d1 == d2:
+                continue
+            for a in range(1, size + 1):
+                b = size // a
+                for t1 in _rebalanced(space, factors, d1, k1, a):
+                    one = {**factors, d1: t1}
+                    for t2 in _rebalanced(space, one, d2, k2, b):
+                        both = {**one, d2: t2}
+                        if space.spatial_fits(both):
+                            yield both, orders
+
+
+def _rebalanced(space: MapSpace, factors: Factors, dim: str, k: int, value: int):  # noqa: ANN202
+    """``dim``'s tuples with slot ``k`` set to ``value`` and one temporal slot scaled the
+    other way, so the dim's tiles keep about their size (a buffer that was full stays
+    within capacity)."""
+    old = factors[dim]
+    slots = space.slots[dim]
+    base = list(old)
+    base[k] = value
+    seen = set()
+    tries = [tuple(base)]
+    for j, slot in enumerate(slots):
+        if j == 0 or j == k or slot.axis is not None or old[j] == 1:
+            continue
+        centre = max(1, round(old[j] * old[k] / value))
+        for w in (centre - 1, centre, centre + 1):
+            if w >= 1:
+                tries.append(tuple(w if i == j else f for i, f in enumerate(base)))
+    for proposal in tries:
+        tuple_ = canonical(space.extents[dim], proposal)
+        if tuple_ in seen:
+            continue
+        if any(f > space.slot_limit(s) for f, s in zip(tuple_, slots, strict=True)):
+            continue
+        seen.add(tuple_)
+        yield tuple_
+
+
+def _order_moves(space: MapSpace, factors: Factors, orders: Orders):  # noqa: ANN202
+    for i, candidates in enumerate(space.order_candidates):
+        for o in candidates:
+            if o != orders[i]:
+                yield factors, (*orders[:i], o, *orders[i + 1 :])
