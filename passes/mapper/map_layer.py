@@ -53,7 +53,7 @@ def map_layer(
         raise _no_mapping(space, options)
     report = _with_energy_bound(result.report, energy_bound_pj(space), options)
     result = dataclasses.replace(result, report=report)
-    if options.factors == "imperfect":
+    if options.factors == "imperfect" and mapper != "exhaustive":
         refined = refine_imperfect(space, result, options)
         result = dataclasses.replace(refined, report=_imperfect_report(report, refined, options))
     return result

@@ -85,6 +85,19 @@ class MapSpace:
             out[d] = list(_factorisations(self.extents[d], limits))
         return out
 
+    def imperfect_tuples(self, dim: str, limit: int) -> list[tuple[int, ...]]:
+        """Every tuple of ``dim`` with imperfect factors allowed: any inner factors up
+        to their slot's limit, the outermost slot left running ``ceil(extent / the
+        others)`` (docs/cost-model.md, "Imperfect factors"). Only exhaustive search of
+        small layers asks: it raises ValueError past ``limit`` raw combinations."""
+        slots = self.slots[dim]
+        extent = self.extents[dim]
+        ranges = [range(1, min(self.slot_limit(s), extent) + 1) for s in slots[1:]]
+        if math.prod(len(r) for r in ranges) > limit:
+            raise ValueError(f"{dim} has too many imperfect factorisations to enumerate")
+        out = {canonical_tuple(extent, (1, *inner)) for inner in itertools.product(*ranges)}
+        return sorted(t for t in out if t[0] <= self.slot_limit(slots[0]))
+
     @cached_property
     def tuples_by_unrolling(self) -> dict[str, dict[tuple[int, ...], list[tuple[int, ...]]]]:
         """Per dim, its factor tuples grouped by their spatial factors (in slot order):
@@ -202,6 +215,26 @@ class MapSpace:
             if product > (fx if axis == "X" else fy):
                 return False
         return True
+
+
+def canonical_tuple(extent: int, factors: tuple[int, ...]) -> tuple[int, ...]:
+    """``factors`` (slot order, outermost first) made a valid imperfect tuple: the
+    outermost slot left with a factor runs ``ceil(extent / the others)`` times. The
+    first slot is that slot unless the others alone cover the dim; then each slot
+    whose inner factors alone overshoot is dropped to 1, until one can."""
+    t = [1, *factors[1:]]
+    for j, f in enumerate(t):
+        if j > 0 and f == 1:
+            continue
+        rest = math.prod(t) // f
+        if rest >= extent:
+            t[j] = 1
+            if rest == extent:
+                return tuple(t)
+            continue
+        t[j] = -(-extent // rest)
+        return tuple(t)
+    return tuple(t)  # extent 1: every factor dropped
 
 
 def _factorisations(extent: int, limits: list[int]) -> Iterator[tuple[int, ...]]:

@@ -24,7 +24,7 @@ import itertools
 import math
 from functools import lru_cache
 
-from joule.passes.mapper.mapspace.space import MapSpace
+from joule.passes.mapper.mapspace.space import MapSpace, canonical_tuple
 from joule.passes.mapper.outcome import (
     SearchOptions,
     SearchResult,
@@ -55,26 +55,6 @@ def candidate_factors(remaining: int, limit: int) -> tuple[int, ...]:
         if f <= limit:
             out.add(f)
     return tuple(sorted(out))
-
-
-def canonical(extent: int, factors: tuple[int, ...]) -> tuple[int, ...]:
-    """``factors`` (slot order, outermost first) made a valid imperfect tuple: the
-    outermost slot left with a factor runs ``ceil(extent / the others)`` times. The
-    first slot is that slot unless the others alone cover the dim; then each slot
-    whose inner factors alone overshoot is dropped to 1, until one can."""
-    t = [1, *factors[1:]]
-    for j, f in enumerate(t):
-        if j > 0 and f == 1:
-            continue
-        rest = math.prod(t) // f
-        if rest >= extent:
-            t[j] = 1
-            if rest == extent:
-                return tuple(t)
-            continue
-        t[j] = -(-extent // rest)
-        return tuple(t)
-    return tuple(t)  # extent 1: every factor dropped
 
 
 def refine_imperfect(space: MapSpace, start: SearchResult, options: SearchOptions) -> SearchResult:
@@ -108,7 +88,7 @@ def refine_imperfect(space: MapSpace, start: SearchResult, options: SearchOption
 def _with(
     space: MapSpace, factors: Factors, dim: str, inner: tuple[int, ...], fit: bool = True
 ) -> Factors | None:
-    tuple_ = canonical(space.extents[dim], (1, *inner))
+    tuple_ = canonical_tuple(space.extents[dim], (1, *inner))
     if tuple_ == factors[dim]:
         return None
     slots = space.slots[dim]
@@ -203,7 +183,7 @@ def _rebalanced(space: MapSpace, factors: Factors, dim: str, k: int, value: int)
             if w >= 1:
                 tries.append(tuple(w if i == j else f for i, f in enumerate(base)))
     for proposal in tries:
-        tuple_ = canonical(space.extents[dim], proposal)
+        tuple_ = canonical_tuple(space.extents[dim], proposal)
         if tuple_ in seen:
             continue
         if any(f > space.slot_limit(s) for f, s in zip(tuple_, slots, strict=True)):
