@@ -144,6 +144,15 @@ def _doc_energy(sim, target: Target) -> float:  # noqa: ANN001 - SimResult
         for role, c in sim.accesses[lvl.name].items():
             energy += c.reads * lvl.read_pj + c.fills * lvl.write_pj + c.updates * lvl.update_pj
             energy += sim.network_words[lvl.name].get(role, 0) * lvl.network.hop_energy_pj
+    names = [lvl.name for lvl in target.levels]
+    for parent, roles in sim.link_words.items():
+        # The links of the first fan-out at or below the sending parent (the child's).
+        links = next(
+            lvl.network.links
+            for lvl in target.levels[names.index(parent) :]
+            if lvl.network.links is not None
+        )
+        energy += sum(roles.values()) * links.energy_pj
     return energy
 
 

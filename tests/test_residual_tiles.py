@@ -29,9 +29,14 @@ from joule.errors import MappingError
 from joule.ir.builders import conv2d, matmul
 from joule.ir.loopnest import ROLES, LoopNest
 from joule.mapping import LevelLoops, Loop, Mapping
+from joule.passes.canonicalize import drop_unit_dims
+from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.mapspace.space import MapSpace
 from joule.targets import load_target
 from joule.targets.spec import Network, StorageLevel, Target
+from simulator import simulate
 from test_cost_vs_simulator import assert_model_matches_simulator, layers, targets
+from test_links import _targets as _link_targets
 
 BUNDLED = ("eyeriss", "eyeriss-isca16", "shidiannao-os", "tpu-ws")
 LAYERS_PER_TARGET = 80  # 4 targets x 80 = 320 awkward layers
@@ -287,3 +292,71 @@ def test_misplaced_residual_is_refused_with_the_factor_to_use() -> None:
     bad = Mapping((WORKED.levels[0], LevelLoops("PE", (Loop("K", 2), Loop("M", 2)))))
     with pytest.raises(MappingError, match=r"ceil\(5/2\) = 3"):
         evaluate(nest, _four_pe_target(), bad)
+
+
+def _shrunk_linked_points(target: Target, wanted: int, seed: str):  # noqa: ANN202
+    """Mappings that forward tiles over links, made imperfect: take a linked point of a
+    random conv and shrink dims (keeping the loops) so their last tiles are residuals."""
+    rng = random.Random(seed)
+    found = 0
+    for index in range(3000):
+        params = {
+            "k": rng.choice([1, 2]),
+            "c": rng.choice([1, 2]),
+            "p": rng.choice([2, 3, 4]),
+            "q": rng.choice([3, 4, 6]),
+            "r": rng.choice([1, 2]),
+            "s": rng.choice([2, 3, 4]),
+            "stride": rng.choice([1, 1, 2]),
+            "dilation": rng.choice([1, 1, 2]),
+        }
+        nest = drop_unit_dims(conv2d(f"conv{index}", **params))
+        space = MapSpace(nest, target, space_constraints(nest, target))
+        if not all(space.factor_tuples[d] for d in space.dims):
+            continue
+        factors = {d: rng.choice(space.factor_tuples[d]) for d in space.dims}
+        if not space.spatial_fits(factors):
+            continue
+        mapping = space.mapping(factors, rng.choice(list(space.order_combos())))
+        try:
+            if not evaluate(nest, target, mapping).link_words:
+                continue
+        except MappingError:
+            continue
+        shrunk = dict(params)
+        for dim in ("K", "C", "P", "Q"):
+            loops = [f for f in mapping.factors(dim) if f > 1]
+            if len(loops) < 2:
+                continue
+            inner = math.prod(loops[1:])
+            shrunk[dim.lower()] = rng.randint((loops[0] - 1) * inner + 1, loops[0] * inner)
+        small = drop_unit_dims(conv2d(f"shrunk{index}", **shrunk))
+        if small.extents == nest.extents or set(small.dim_names) != set(nest.dim_names):
+            continue
+        try:
+            evaluate(small, target, mapping)
+        except MappingError:
+            continue
+        found += 1
+        yield small, mapping
+        if found == wanted:
+            return
+    raise AssertionError(f"only {found} shrunk linked points")
+
+
+@pytest.mark.parametrize("name", ["eyeriss", "links-x", "links-x-unicast"])
+def test_links_with_residual_tiles_equal_the_simulator(name: str) -> None:
+    """The neighbour rule over residual tiles: the model's forwarded words and every
+    count they change equal the simulator's, which applies Timeloop's test step by step."""
+    target = _link_targets()[name]
+    linked = 0
+    for nest, mapping in _shrunk_linked_points(target, 25, f"residual-links-{name}"):
+        assert_model_matches_simulator(nest, target, mapping)
+        result, sim = evaluate(nest, target, mapping), simulate(nest, target, mapping)
+        assert {k: v for k, v in result.link_words.items() if v} == {
+            k: {r: w for r, w in v.items() if w}
+            for k, v in sim.link_words.items()
+            if any(v.values())
+        }
+        linked += bool(result.link_words)
+    assert linked >= 5

@@ -22,13 +22,11 @@ from joule.cost.nest import (
     flatten,
     link_lines,
     linked_words,
-    may_link,
 )
 from joule.cost.residual import ResidualNest, ragged
 from joule.cost.result import AccessCounts, CostResult
 from joule.cost.terms import cost_terms, keepers_of
 from joule.cost.validate import check_structure, check_tiles
-from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest, Tensor
 from joule.mapping import Mapping
 from joule.targets.spec import Target
@@ -201,15 +199,16 @@ class ScalarBlocks:
     def links(self, tensor: Tensor, level: int) -> int:
         links = self.target.levels[level - 1].network.links
         assert links is not None  # the terms ask only where the fan-out links
-        extents = self.extents[(level, tensor.role)]
         if self.residual is not None:
-            refuse_residual_links(tensor, self.flat, level, links.axis)
-            return 0
+            return self.residual.linked(axis_terms(tensor), level, links.axis, self.collapsed)
+        extents = self.extents[(level, tensor.role)]
         return linked_words(axis_terms(tensor), extents, self.flat, level, links.axis)
 
     def lines(self, tensor: Tensor, level: int) -> int:
         links = self.target.levels[level - 1].network.links
         assert links is not None
+        if self.residual is not None:
+            return self.residual.lines(level, links.axis)
         return link_lines(self.flat, level, links.axis)
 
     def plus(self, a: int, b: int) -> int:
@@ -223,17 +222,6 @@ class ScalarBlocks:
 
     def times(self, k: int, a: int) -> int:
         return k * a
-
-
-def refuse_residual_links(tensor: Tensor, flat: FlatNest, child: int, axis: str) -> None:
-    """Inter-PE links with residual tiles are not modelled: refuse a mapping whose
-    loops could forward tiles rather than score it without them."""
-    if may_link(axis_terms(tensor), flat, child, axis):
-        raise MappingError(
-            f"the {tensor.role} could move between neighbours over the links below level "
-            f"{child - 1} while some tile is a residual; Joule does not model that yet",
-            hint="use perfect factors for this layer, or a target without links",
-        )
 
 
 ENUMERATE_LIMIT = 2**20

@@ -194,7 +194,7 @@ def linked_words(
 
         L = inst x (f_s - 1) / f_s x (f* - 1) x prod(f, loops outside L*) x T
     """
-    pair = _link_pair(terms, flat, child, axis)
+    pair = link_pair(terms, flat, child, axis)
     if pair is None:
         return 0
     star, link = pair
@@ -207,7 +207,7 @@ def linked_words(
     return per_run * sweeps * (star.factor - 1) * math.prod(extents)
 
 
-def _link_pair(
+def link_pair(
     terms: tuple[tuple[tuple[str, int], ...], ...], flat: FlatNest, child: int, axis: str
 ) -> tuple[FlatLoop, FlatLoop] | None:
     """L* (the innermost temporal loop above ``child``) and the innermost spatial loop on
@@ -228,14 +228,6 @@ def _link_pair(
     if not any(shift) or (offset != shift and offset != [-x for x in shift]):
         return None
     return star, link
-
-
-def may_link(
-    terms: tuple[tuple[tuple[str, int], ...], ...], flat: FlatNest, child: int, axis: str
-) -> bool:
-    """Whether some instance of ``child`` could take a tile from a neighbour (the loops
-    line up; whether the tile is whole decides the rest)."""
-    return _link_pair(terms, flat, child, axis) is not None
 
 
 def link_lines(flat: FlatNest, child: int, axis: str) -> int:

@@ -20,7 +20,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterable
 
-from joule.cost.nest import FlatLoop, FlatNest
+from joule.cost.nest import FlatLoop, FlatNest, link_pair
 
 Terms = tuple[tuple[tuple[str, int], ...], ...]
 
@@ -168,6 +168,111 @@ class ResidualNest:
                 value *= extent
             total += weight * value
         return total
+
+    def linked(self, terms: Terms, child: int, axis: str, collapsed: frozenset[int]) -> int:
+        """Words the instances of ``child`` take from a neighbour along ``axis``
+        (docs/cost-model.md, "Inter-PE links"), summed over the tiles that run.
+
+        The rule is the perfect case's: on a step of L* (the innermost loop above
+        the child), a receiver whose whole tile is new takes it from the neighbour
+        one along the link loop S that fetched exactly that tile, whole, one step
+        earlier. With residual tiles the receiver, its neighbour and their tiles
+        depend on where the dims of L*, S and their axes stand, so those "core"
+        dims are walked digit by digit; every other dim is the same for both and
+        factors out as in ``fills``."""
+        pair = link_pair(terms, self.flat, child, axis)
+        if pair is None:
+            return 0
+        star, link = pair
+        flat = self.flat
+        b = flat.boundary[child]
+        shift = [sum(c * star.step for d, c in ax if d == star.dim) for ax in terms]
+        offset = [sum(c * link.step for d, c in ax if d == link.dim) for ax in terms]
+        delta = 1 if offset == shift else -1
+        core_axes = [
+            a for a, ax in enumerate(terms) if any(d in (star.dim, link.dim) for d, _ in ax)
+        ]
+        core = sorted({d for a in core_axes for d, _ in terms[a]})
+        relevant = {d for ax in terms for d, _ in ax}
+
+        def free(p: int) -> bool:
+            return p not in collapsed
+
+        rest = 1
+        for d in self.extents:
+            if d not in relevant:
+                rest *= self.combos(d, self.extents[d], free, b)
+        for axes in _axis_groups(terms):
+            if not set(axes) & set(core_axes):
+                rest *= self._box_sum(terms, axes, child, free, None)
+        if rest == 0:
+            return 0
+        positions = [p for d in core for p in self.positions[d] if p < b]
+        loops = [(p, flat.loops[p]) for p in positions]
+        at_star = positions.index(flat.loops.index(star))
+        at_link = positions.index(flat.loops.index(link))
+        inside = {d: self.inside(d, child) for d in core}
+
+        def box(digits: tuple[int, ...]) -> list[tuple[int, int]] | None:
+            """Per core axis the (low, high) the tile spans, None where it does not run."""
+            origin = dict.fromkeys(core, 0)
+            for (_, lp), digit in zip(loops, digits, strict=True):
+                origin[lp.dim] += digit * lp.step
+            size = {}
+            for d in core:
+                if origin[d] >= self.extents[d]:
+                    return None
+                size[d] = min(inside[d], self.extents[d] - origin[d])
+            spans = []
+            for a in core_axes:
+                lo = hi = 0
+                for d, c in terms[a]:
+                    ends = (c * origin[d], c * (origin[d] + size[d] - 1))
+                    lo, hi = lo + min(ends), hi + max(ends)
+                spans.append((lo, hi))
+            return spans
+
+        def disjoint(one: list[tuple[int, int]], two: list[tuple[int, int]]) -> bool:
+            return any(
+                min(h1, h2) < max(l1, l2) for (l1, h1), (l2, h2) in zip(one, two, strict=True)
+            )
+
+        def moved(digits: tuple[int, ...], k: int, by: int) -> tuple[int, ...]:
+            return (*digits[:k], digits[k] + by, *digits[k + 1 :])
+
+        total = 0
+        for digits in itertools.product(*(range(lp.factor) for _, lp in loops)):
+            m, j = digits[at_star], digits[at_link]
+            if m == 0 or not 0 <= j + delta < link.factor:
+                continue
+            cur = box(digits)
+            if cur is None:
+                continue
+            before = moved(digits, at_star, -1)
+            sent = box(moved(before, at_link, delta))
+            if sent != cur or not disjoint(box(before), cur):  # type: ignore[arg-type]
+                continue
+            if m >= 2:
+                earlier = box(moved(moved(before, at_star, -1), at_link, delta))
+                if not disjoint(earlier, sent):  # type: ignore[arg-type]
+                    continue  # the neighbour fetched only part of it
+            total += math.prod(hi - lo + 1 for lo, hi in cur)
+        return total * rest
+
+    def lines(self, child: int, axis: str) -> int:
+        """Lines of instances along ``axis`` above ``child`` that ever run: the
+        instances that differ only in the fan-out's loops on that axis."""
+        flat = self.flat
+        b = flat.boundary[child]
+
+        def across(p: int) -> bool:
+            lp = flat.loops[p]
+            return lp.spatial and not (lp.level == child - 1 and lp.axis == axis)
+
+        count = 1
+        for d, extent in self.extents.items():
+            count *= self.combos(d, extent, across, b)
+        return count
 
     def first(self, relevant: frozenset[str], level: int) -> int:
         """Distinct output words all instances of ``level`` touch: each relevant dim's

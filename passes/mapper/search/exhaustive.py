@@ -41,9 +41,6 @@ def solve_exhaustive(space: MapSpace, options: SearchOptions) -> SearchResult | 
     cap = options.cycle_cap(space.nest.macs, space.target.pes)
     dims = space.dims
     combos = list(space.order_combos())
-    # Perfect tiles do not depend on the order: when one order does not fit, none does.
-    # Residual tiles may be refused for one order only (links, docs/cost-model.md).
-    any_order = options.factors == "imperfect"
     best = None
     evaluated = 0
     for choice in itertools.product(*(tuples[d] for d in dims)):
@@ -54,9 +51,7 @@ def solve_exhaustive(space: MapSpace, options: SearchOptions) -> SearchResult | 
             mapping = space.mapping(factors, orders)
             cost = score_point(space, mapping)
             if cost is None:
-                if any_order:
-                    continue
-                break
+                break  # tiles do not depend on the order: no order of these factors fits
             evaluated += 1
             if not within_cap(cost, cap):
                 continue
