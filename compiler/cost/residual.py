@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 from joule.cost.nest import FlatLoop, FlatNest, link_pair
 
@@ -42,13 +43,21 @@ class ResidualNest:
         self.positions: dict[str, list[int]] = {d: [] for d in extents}
         for pos, lp in enumerate(flat.loops):
             self.positions[lp.dim].append(pos)
+        # Each score asks the same per-dim counts for many terms: memoised per mapping.
+        self._combos: dict[tuple, int] = {}
+        self._inside: dict[tuple[str, int], int] = {}
 
     # -- per dim ------------------------------------------------------------------------
 
     def inside(self, dim: str, level: int) -> int:
         """Nominal tile of ``dim`` inside ``level`` (the product of its factors there)."""
-        b = self.flat.boundary[level]
-        return math.prod(self.flat.loops[p].factor for p in self.positions[dim] if p >= b)
+        key = (dim, level)
+        hit = self._inside.get(key)
+        if hit is None:
+            b = self.flat.boundary[level]
+            hit = math.prod(self.flat.loops[p].factor for p in self.positions[dim] if p >= b)
+            self._inside[key] = hit
+        return hit
 
     def held_reach(self, level: int) -> dict[str, int]:
         """Per dim, the reach of the largest tile that runs inside ``level``: the
@@ -63,7 +72,15 @@ class ResidualNest:
         Outermost first, each loop's step exceeds every offset of the loops inside
         it, so digits below ``limit // step`` admit every inner combination and at
         most one digit admits only some: a recursion down the loops."""
-        loops = [self.flat.loops[p] for p in self.positions[dim] if p < below and free(p)]
+        chosen = tuple(p for p in self.positions[dim] if p < below and free(p))
+        key = (limit, chosen)
+        hit = self._combos.get(key)
+        if hit is None:
+            hit = self._combos[key] = self._count(chosen, limit)
+        return hit
+
+    def _count(self, chosen: tuple[int, ...], limit: int) -> int:
+        loops = [self.flat.loops[p] for p in chosen]
         inner_all = [1] * (len(loops) + 1)
         for k in range(len(loops) - 1, -1, -1):
             inner_all[k] = inner_all[k + 1] * loops[k].factor
@@ -147,6 +164,13 @@ class ResidualNest:
         """Sum over the tiles that run of the box's extent on ``axes`` (dims shared
         by no other axes); with ``star`` (L*), of the overlap a step of L* keeps,
         L*'s dim counted apart (its previous tile is full)."""
+        if len(axes) == 1 and len(terms[axes[0]]) == 1:
+            # One dim on one axis (most axes): no combinations to walk.
+            ((d, c),) = terms[axes[0]]
+            c = abs(c)
+            if star is not None:  # L* is this axis's dim: one full tile, shifted
+                return max(0, 1 + c * (self.inside(d, level) - 1) - c * star.step)
+            return sum(n * (1 + c * (size - 1)) for size, n in self.sizes(d, level, free))
         dims = sorted({d for a in axes for d, _ in terms[a]})
         star_dim = None if star is None else star.dim
         choices: list[Iterable[tuple[int, int]]] = []
@@ -296,6 +320,7 @@ class ResidualNest:
         return count
 
 
+@lru_cache(maxsize=1024)
 def _axis_groups(terms: Terms) -> list[list[int]]:
     """Axes joined by a shared dim (their boxes are not independent): connected groups."""
     groups: list[tuple[set[str], list[int]]] = []

@@ -5,10 +5,11 @@ A point keeps the mapspace's slots and orders; a dim's tuple may now be any
 factors whose first slot runs ``ceil(extent / the others)`` times. Starting from
 the perfect-space optimum (certified by CP-SAT and the proof), first-improvement
 descent re-shares an array axis between two dims, re-sets one slot (or two of a
-dim together) and re-orders levels, scored by the exact cost model; a move is
-kept only if it ranks better, so the result is never worse than the perfect
-optimum. It is not certified over the imperfect
-space (CP-SAT, the proof and the bounds still search perfect factors only).
+dim together) and re-orders levels, scored by the exact cost model; random kicks
+restart it while the budget lasts. The best point is kept only if it ranks
+better, so the result is never worse than the perfect optimum. It is not
+certified over the imperfect space (CP-SAT, the proof and the bounds still
+search perfect factors only).
 
 Only factors that change an iteration count are tried: for a temporal slot, with
 the other slots fixed, the dim's outermost count is ``ceil(R / f)``; of the
@@ -22,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import random
 from functools import lru_cache
 
 from joule.passes.mapper.mapspace.space import MapSpace, canonical_tuple
@@ -34,8 +36,9 @@ from joule.passes.mapper.outcome import (
 )
 from joule.passes.mapper.search.local_search import decode
 
-EVALUATIONS_PER_SECOND = 4000  # of the per-layer time limit
+EVALUATIONS_PER_SECOND = 600  # of the per-layer time limit: about as long as the perfect solve
 PAIR_WIDTH = 6  # second-slot values tried around the product-keeping one
+MAX_KICKS = 50  # restarts of the descent from a random move of the best point
 
 Factors = dict[str, tuple[int, ...]]
 Orders = tuple[tuple[str, ...], ...]
@@ -58,31 +61,80 @@ def candidate_factors(remaining: int, limit: int) -> tuple[int, ...]:
 
 
 def refine_imperfect(space: MapSpace, start: SearchResult, options: SearchOptions) -> SearchResult:
-    """The best point coordinate descent over imperfect factors reaches from ``start``."""
+    """The best point an iterated descent over imperfect factors reaches from ``start``.
+
+    A descent stops where no single move helps; some better points need two dims
+    to move at once. So, while budget remains, a random move (seeded: the same
+    inputs give the same result) kicks the best point and a new descent starts
+    there; the best of all descents is kept."""
     cap = options.cycle_cap(space.nest.macs, space.target.pes)
+    budget = Budget(max(200, round(EVALUATIONS_PER_SECOND * options.time_limit_s)))
     factors, orders = decode(space, start.mapping)
-    best = start
-    budget = max(200, round(EVALUATIONS_PER_SECOND * options.time_limit_s))
-    spent = 0
+    best, factors, orders = _descend(space, start, factors, orders, options, cap, budget)
+    rng = random.Random(options.seed)
+    kicks = 0
+    while budget.left() and kicks < MAX_KICKS:
+        kicks += 1
+        moves = [*_axis_moves(space, factors, orders), *_slot_moves(space, factors, orders)]
+        if not moves:
+            break
+        f, o = rng.choice(moves)
+        budget.spend()
+        mapping = space.mapping(f, o)
+        cost = score_point(space, mapping)
+        if cost is None or not within_cap(cost, cap):
+            continue
+        found, f, o = _descend(
+            space, SearchResult(mapping, cost, start.report), f, o, options, cap, budget
+        )
+        if rank_key(found.cost, options.objective) < rank_key(best.cost, options.objective):
+            best, factors, orders = found, f, o
+    return dataclasses.replace(best, report=start.report)
+
+
+class Budget:
+    """Evaluations left to the search (counted, not timed: results do not depend on load)."""
+
+    def __init__(self, evaluations: int) -> None:
+        self.remaining = evaluations
+
+    def spend(self) -> None:
+        self.remaining -= 1
+
+    def left(self) -> bool:
+        return self.remaining > 0
+
+
+def _descend(
+    space: MapSpace,
+    point: SearchResult,
+    factors: Factors,
+    orders: Orders,
+    options: SearchOptions,
+    cap: int | None,
+    budget: Budget,
+) -> tuple[SearchResult, Factors, Orders]:
+    """First-improvement descent: after each improving move start over from the cheap
+    moves (axis shares, one slot, orders) before the many two-slot ones."""
     improved = True
-    while improved and spent < budget:
+    while improved and budget.left():
         improved = False
         for moves in (_axis_moves, _slot_moves, _order_moves, _pair_moves):
             for f, o in moves(space, factors, orders):
-                spent += 1
+                budget.spend()
                 mapping = space.mapping(f, o)
                 cost = score_point(space, mapping)
                 if cost is not None and within_cap(cost, cap):
-                    if rank_key(cost, options.objective) < rank_key(best.cost, options.objective):
-                        best = SearchResult(mapping, cost, best.report)
+                    if rank_key(cost, options.objective) < rank_key(point.cost, options.objective):
+                        point = SearchResult(mapping, cost, point.report)
                         factors, orders = f, o
                         improved = True
-                        break  # first improvement: start over from the cheap moves
-                if spent >= budget:
+                        break
+                if not budget.left():
                     break
-            if improved or spent >= budget:
+            if improved or not budget.left():
                 break
-    return dataclasses.replace(best, report=start.report)
+    return point, factors, orders
 
 
 def _with(
