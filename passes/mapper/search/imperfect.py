@@ -39,6 +39,7 @@ from joule.passes.mapper.search.local_search import decode
 EVALUATIONS_PER_SECOND = 600  # of the per-layer time limit: about as long as the perfect solve
 PAIR_WIDTH = 6  # second-slot values tried around the product-keeping one
 MAX_KICKS = 50  # restarts of the descent from a random move of the best point
+TEMPORAL_VALUES = 24  # values of a temporal slot tried per pass, nearest the current first
 
 Factors = dict[str, tuple[int, ...]]
 Orders = tuple[tuple[str, ...], ...]
@@ -114,26 +115,32 @@ def _descend(
     cap: int | None,
     budget: Budget,
 ) -> tuple[SearchResult, Factors, Orders]:
-    """First-improvement descent: after each improving move start over from the cheap
-    moves (axis shares, one slot, orders) before the many two-slot ones."""
+    """First-improvement descent over the move classes, cheap ones first (axis
+    shares, one slot, orders, then the many two-slot moves), until a round of all
+    classes improves nothing."""
     improved = True
     while improved and budget.left():
         improved = False
         for moves in (_axis_moves, _slot_moves, _order_moves, _pair_moves):
-            for f, o in moves(space, factors, orders):
-                budget.spend()
-                mapping = space.mapping(f, o)
-                cost = score_point(space, mapping)
-                if cost is not None and within_cap(cost, cap):
-                    if rank_key(cost, options.objective) < rank_key(point.cost, options.objective):
-                        point = SearchResult(mapping, cost, point.report)
-                        factors, orders = f, o
-                        improved = True
+            # Scan a class from the current point; after an improvement, rescan that
+            # class from the new point before going on to the next.
+            again = True
+            while again and budget.left():
+                again = False
+                for f, o in moves(space, factors, orders):
+                    budget.spend()
+                    mapping = space.mapping(f, o)
+                    cost = score_point(space, mapping)
+                    if cost is not None and within_cap(cost, cap):
+                        if rank_key(cost, options.objective) < rank_key(
+                            point.cost, options.objective
+                        ):
+                            point = SearchResult(mapping, cost, point.report)
+                            factors, orders = f, o
+                            improved = again = True
+                            break
+                    if not budget.left():
                         break
-                if not budget.left():
-                    break
-            if improved or not budget.left():
-                break
     return point, factors, orders
 
 
@@ -151,17 +158,29 @@ def _with(
 
 
 def _slot_moves(space: MapSpace, factors: Factors, orders: Orders):  # noqa: ANN202
-    """Re-set one inner slot of one dim."""
+    """Re-set one inner slot of one dim: spatial slots first (each value up to the
+    fan-out, largest first: the array's share), then temporal ones, nearest values
+    to the current factor first (a tile grows or shrinks a little)."""
+    spatial, temporal = [], []
     for d in space.dims:
-        slots = space.slots[d]
+        for k, slot in enumerate(space.slots[d]):
+            if k:
+                (temporal if slot.axis is None else spatial).append((d, k))
+    for d, k in spatial + temporal:
+        slot = space.slots[d][k]
         inner = factors[d][1:]
-        for k in range(1, len(slots)):
-            rest = math.prod(inner) // inner[k - 1]
-            remaining = -(-space.extents[d] // rest)
-            for v in candidate_factors(remaining, space.slot_limit(slots[k])):
-                moved = _with(space, factors, d, (*inner[: k - 1], v, *inner[k:]))
-                if moved is not None:
-                    yield moved, orders
+        rest = math.prod(inner) // inner[k - 1]
+        remaining = -(-space.extents[d] // rest)
+        values = candidate_factors(remaining, space.slot_limit(slot))
+        now = inner[k - 1]
+        if slot.axis is None:
+            ranked = sorted(values, key=lambda v: abs(math.log(v / now)))[:TEMPORAL_VALUES]
+        else:
+            ranked = sorted(values, reverse=True)
+        for v in ranked:
+            moved = _with(space, factors, d, (*inner[: k - 1], v, *inner[k:]))
+            if moved is not None:
+                yield moved, orders
 
 
 def _pair_moves(space: MapSpace, factors: Factors, orders: Orders):  # noqa: ANN202
