@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from functools import lru_cache
 
 from joule.cost.nest import FlatLoop, FlatNest, link_pair
@@ -59,20 +59,25 @@ class ResidualNest:
             self._inside[key] = hit
         return hit
 
+    def _perfect(self, dim: str) -> bool:
+        return (
+            math.prod(self.flat.loops[p].factor for p in self.positions[dim]) == self.extents[dim]
+        )
+
     def held_reach(self, level: int) -> dict[str, int]:
         """Per dim, the reach of the largest tile that runs inside ``level``: the
         nominal tile, or the whole dim where the tile overshoots it."""
         return {d: min(self.inside(d, level), e) - 1 for d, e in self.extents.items()}
 
-    def combos(self, dim: str, limit: int, free: Callable[[int], bool], below: int) -> int:
-        """Digit combinations of ``dim``'s loops above position ``below`` (the loops
-        ``free`` admits range over their factor, the others stay at 0) whose offset
-        is below ``limit``.
+    def combos(self, dim: str, limit: int, free: frozenset[int]) -> int:
+        """Digit combinations of ``dim``'s loops at the positions ``free`` (each
+        ranges over its factor; every other loop stays at 0) whose offset is below
+        ``limit``.
 
         Outermost first, each loop's step exceeds every offset of the loops inside
         it, so digits below ``limit // step`` admit every inner combination and at
         most one digit admits only some: a recursion down the loops."""
-        chosen = tuple(p for p in self.positions[dim] if p < below and free(p))
+        chosen = tuple(p for p in self.positions[dim] if p in free)
         key = (limit, chosen)
         hit = self._combos.get(key)
         if hit is None:
@@ -96,13 +101,12 @@ class ResidualNest:
             remaining -= whole * lp.step
         return total + (1 if remaining > 0 else 0)
 
-    def sizes(self, dim: str, level: int, free: Callable[[int], bool]) -> list[tuple[int, int]]:
+    def sizes(self, dim: str, level: int, free: frozenset[int]) -> list[tuple[int, int]]:
         """(tile size, how many run) for ``dim`` inside ``level``: full tiles and the residual."""
         extent = self.extents[dim]
         tile = self.inside(dim, level)
-        below = self.flat.boundary[level]
-        running = self.combos(dim, extent, free, below)
-        full = self.combos(dim, extent - tile + 1, free, below)
+        running = self.combos(dim, extent, free)
+        full = self.combos(dim, extent - tile + 1, free)
         out = [(tile, full), (extent % tile, running - full)]
         return [(size, count) for size, count in out if count]
 
@@ -125,16 +129,14 @@ class ResidualNest:
             if not lp.spatial and lp.dim in relevant:
                 star = p
 
-        def free(p: int) -> bool:
-            lp = flat.loops[p]
-            if lp.spatial:
-                return p not in collapsed
-            return p <= star  # temporal loops inside L* are irrelevant: the tile stays
-
+        # Temporal loops inside L* are irrelevant: the tile stays, they count at 0.
+        free = frozenset(
+            p for p in range(b) if (p not in collapsed if flat.loops[p].spatial else p <= star)
+        )
         scale = 1
         for d in self.extents:
             if d not in relevant:
-                scale *= self.combos(d, self.extents[d], free, b)
+                scale *= self.combos(d, self.extents[d], free)
         groups = _axis_groups(terms)
         tiles = scale
         for axes in groups:
@@ -142,8 +144,8 @@ class ResidualNest:
         if star < 0 or tiles == 0:
             return tiles
         lstar = flat.loops[star]
-        moving = self.combos(lstar.dim, self.extents[lstar.dim], free, b) - self.combos(
-            lstar.dim, self.extents[lstar.dim], lambda p: p != star and free(p), b
+        moving = self.combos(lstar.dim, self.extents[lstar.dim], free) - self.combos(
+            lstar.dim, self.extents[lstar.dim], free - {star}
         )
         kept = scale * moving
         for axes in groups:
@@ -158,7 +160,7 @@ class ResidualNest:
         terms: Terms,
         axes: list[int],
         level: int,
-        free: Callable[[int], bool],
+        free: frozenset[int],
         star: FlatLoop | None,
     ) -> int:
         """Sum over the tiles that run of the box's extent on ``axes`` (dims shared
@@ -219,18 +221,30 @@ class ResidualNest:
         core = sorted({d for a in core_axes for d, _ in terms[a]})
         relevant = {d for ax in terms for d, _ in ax}
 
-        def free(p: int) -> bool:
-            return p not in collapsed
-
+        free = frozenset(range(b)) - collapsed
         rest = 1
         for d in self.extents:
             if d not in relevant:
-                rest *= self.combos(d, self.extents[d], free, b)
+                rest *= self.combos(d, self.extents[d], free)
         for axes in _axis_groups(terms):
             if not set(axes) & set(core_axes):
                 rest *= self._box_sum(terms, axes, child, free, None)
         if rest == 0:
             return 0
+        if all(self._perfect(d) for d in core):
+            # No residual among them: every core tile is full, as in the perfect case.
+            extents = [
+                1 + sum(abs(c) * (self.inside(d, child) - 1) for d, c in terms[a])
+                for a in core_axes
+            ]
+            moves = [abs(s) for s in (shift[a] for a in core_axes)]
+            if all(m < e for m, e in zip(moves, extents, strict=True)):
+                return 0  # the tile slides by less than itself: nothing is whole, nothing links
+            combos = math.prod(
+                flat.loops[p].factor for d in core for p in self.positions[d] if p < b
+            )
+            pairs = combos // (star.factor * link.factor) * (star.factor - 1) * (link.factor - 1)
+            return rest * pairs * math.prod(extents)
         positions = [p for d in core for p in self.positions[d] if p < b]
         loops = [(p, flat.loops[p]) for p in positions]
         at_star = positions.index(flat.loops.index(star))
@@ -287,36 +301,35 @@ class ResidualNest:
         """Lines of instances along ``axis`` above ``child`` that ever run: the
         instances that differ only in the fan-out's loops on that axis."""
         flat = self.flat
-        b = flat.boundary[child]
-
-        def across(p: int) -> bool:
-            lp = flat.loops[p]
-            return lp.spatial and not (lp.level == child - 1 and lp.axis == axis)
-
+        across = frozenset(
+            p
+            for p in range(flat.boundary[child])
+            if flat.loops[p].spatial
+            and not (flat.loops[p].level == child - 1 and flat.loops[p].axis == axis)
+        )
         count = 1
         for d, extent in self.extents.items():
-            count *= self.combos(d, extent, across, b)
+            count *= self.combos(d, extent, across)
         return count
 
     def first(self, relevant: frozenset[str], level: int) -> int:
         """Distinct output words all instances of ``level`` touch: each relevant dim's
         values once (an output projection is injective), times the instances that
         run over each other dim."""
-        b = self.flat.boundary[level]
+        spatial = frozenset(
+            p for p in range(self.flat.boundary[level]) if self.flat.loops[p].spatial
+        )
         count = 1
         for d, extent in self.extents.items():
-            if d in relevant:
-                count *= extent
-            else:
-                count *= self.combos(d, extent, lambda p: self.flat.loops[p].spatial, b)
+            count *= extent if d in relevant else self.combos(d, extent, spatial)
         return count
 
     def compute_cycles(self) -> int:
         """Temporal steps in which some MAC runs (spatial digits at 0 run longest)."""
-        end = len(self.flat.loops)
+        temporal = frozenset(p for p, lp in enumerate(self.flat.loops) if not lp.spatial)
         count = 1
         for d, extent in self.extents.items():
-            count *= self.combos(d, extent, lambda p: not self.flat.loops[p].spatial, end)
+            count *= self.combos(d, extent, temporal)
         return count
 
 

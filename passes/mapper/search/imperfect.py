@@ -36,7 +36,7 @@ from joule.passes.mapper.outcome import (
 )
 from joule.passes.mapper.search.local_search import decode
 
-EVALUATIONS_PER_SECOND = 600  # of the per-layer time limit: about as long as the perfect solve
+EVALUATIONS_PER_SECOND = 1000  # of the per-layer time limit: about as long as the perfect solve
 PAIR_WIDTH = 6  # second-slot values tried around the product-keeping one
 MAX_KICKS = 50  # restarts of the descent from a random move of the best point
 TEMPORAL_VALUES = 24  # values of a temporal slot tried per pass, nearest the current first
