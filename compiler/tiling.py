@@ -134,23 +134,6 @@ def residual_ends(extent: int, factors: list[int]) -> list[int]:
     return out
 
 
-def canonical_problem(dim: str, extent: int, factors: list[int]) -> str | None:
-    """Why ``factors`` (all of ``dim``'s, outermost first) are not in the canonical
-    form ``joule.cost.validate.check_structure`` asks for, or None when they are:
-    the outermost factor > 1 must be ceil(extent / the others)."""
-    big = [f for f in factors if f > 1]
-    if not big:
-        return None if extent == 1 else f"no loop covers {dim} (extent {extent})"
-    inner = math.prod(big[1:])
-    outermost = -(-extent // inner)
-    if big[0] == outermost:
-        return None
-    return (
-        f"the factors of {dim} are {big} (outermost first) but {dim} has extent {extent}: "
-        f"the outermost loop of {dim} must run ceil({extent}/{inner}) = {outermost} times"
-    )
-
-
 def dim_tiling(mapping: Mapping, dim: str, extent: int) -> DimTiling:
     """The loops of ``dim`` with factor > 1, in nest order, with residuals and tiles."""
     placed: list[tuple[str, Axis | None, int]] = []

@@ -35,23 +35,10 @@ def check_structure(nest: LoopNest, target: Target, mapping: Mapping) -> None:
             if lp.factor < 1:
                 raise MappingError(f"level {lvl.level}: factor {lp.factor} of {lp.dim} < 1")
     for dim, extent in extents.items():
-        factors = [f for f in mapping.factors(dim) if f > 1]
-        if not factors:
-            if extent != 1:
-                raise MappingError(
-                    f"no loop covers {dim} (extent {extent})",
-                    where=f"layer @{nest.name}",
-                    hint=f"give {dim} a loop of factor {extent}",
-                )
-            continue
-        inner = math.prod(factors[1:])
-        outermost = -(-extent // inner)
-        if factors[0] != outermost:
-            perfect = math.prod(factors) == extent
+        problem = canonical_problem(dim, extent, mapping.factors(dim))
+        if problem is not None:
             raise MappingError(
-                f"the factors of {dim} are {factors} (outermost first) but {dim} has extent "
-                f"{extent}: the outermost loop of {dim} must run ceil({extent}/{inner}) = "
-                f"{outermost} times" + ("" if perfect else ", the last one over a residual tile"),
+                problem,
                 where=f"layer @{nest.name}",
                 hint="every dim's factors multiply to its extent, or (imperfect factors) the "
                 "outermost loop of the dim runs ceil(extent / product of the others) times",
@@ -68,6 +55,24 @@ def check_structure(nest: LoopNest, target: Target, mapping: Mapping) -> None:
                 where=f"layer @{nest.name}",
                 hint="reduce the spatial factors or move them to a level with a fan-out",
             )
+
+
+def canonical_problem(dim: str, extent: int, factors: list[int]) -> str | None:
+    """Why ``factors`` (all of ``dim``'s, outermost first) are no mapping of a dim of
+    ``extent``, or None: its outermost factor > 1 must run ceil(extent / the others)
+    times (perfect factors: exactly extent / the others; docs/cost-model.md,
+    "Imperfect factors")."""
+    big = [f for f in factors if f > 1]
+    if not big:
+        return None if extent == 1 else f"no loop covers {dim} (extent {extent})"
+    inner = math.prod(big[1:])
+    outermost = -(-extent // inner)
+    if big[0] == outermost:
+        return None
+    return (
+        f"the factors of {dim} are {big} (outermost first) but {dim} has extent {extent}: "
+        f"the outermost loop of {dim} must run ceil({extent}/{inner}) = {outermost} times"
+    )
 
 
 def check_capacity(nest: LoopNest, target: Target, flat: FlatNest) -> dict[str, dict[str, int]]:

@@ -18,10 +18,10 @@ is exactly Joule's "points past the extent do not run".
 from __future__ import annotations
 
 import tvm_ffi
+from joule.cost.validate import canonical_problem
 from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest
 from joule.mapping import Mapping
-from joule.tiling import canonical_problem
 from tvm import s_tir, tirx
 
 LEVEL_KEY = "joule.level"
