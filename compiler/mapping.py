@@ -92,21 +92,49 @@ class Mapping:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
 
-    def loops_text(self, indent: str = "  ") -> str:
-        """The mapping written out as nested loops, the way Timeloop prints a map."""
+    def loops_text(self, indent: str = "  ", extents: dict[str, int] | None = None) -> str:
+        """The mapping written out as nested loops, the way Timeloop prints a map; with
+        the layer's ``extents``, a loop whose last run is a residual shows its residual
+        end as Timeloop does (``[0:4,1)``)."""
+        ends: dict[str, list[int]] = {}
+        if extents is not None:
+            for dim, extent in extents.items():
+                ends[dim] = residual_ends(extent, [f for f in self.factors(dim) if f > 1])
+
+        def bounds(lp: Loop) -> str:
+            runs = ends.get(lp.dim)
+            if lp.factor == 1 or not runs:
+                return f"[0:{lp.factor})"
+            last = runs.pop(0)
+            return f"[0:{lp.factor})" if last == lp.factor else f"[0:{lp.factor},{last})"
+
         lines: list[str] = []
         depth = 0
         for lvl in self.levels:
             lines.append(f"{indent * depth}// {lvl.level}")
             for lp in lvl.temporal:
-                lines.append(f"{indent * depth}for {lp.dim} in [0:{lp.factor})")
+                lines.append(f"{indent * depth}for {lp.dim} in {bounds(lp)}")
                 depth += 1
             for lp in lvl.spatial:
                 pad = indent * depth
-                lines.append(f"{pad}parallel-for {lp.dim} in [0:{lp.factor}) ({lp.axis})")
+                lines.append(f"{pad}parallel-for {lp.dim} in {bounds(lp)} ({lp.axis})")
                 depth += 1
         lines.append(f"{indent * depth}MAC")
         return "\n".join(lines)
+
+
+def residual_ends(extent: int, factors: list[int]) -> list[int]:
+    """Per loop (outermost first), its digit of ``extent - 1`` in the mixed radix of
+    ``factors``, plus one: the iterations of its residual run (Timeloop's
+    ``residual_end``; the factor itself where the factors divide the extent)."""
+    out = []
+    rest = extent - 1
+    step = math.prod(factors)
+    for f in factors:
+        step //= f
+        out.append(rest // step + 1)
+        rest %= step
+    return out
 
 
 def _axis(value: Any) -> Axis:

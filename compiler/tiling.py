@@ -22,7 +22,7 @@ from typing import Any
 
 from joule.cost.result import CostResult
 from joule.ir.loopnest import LoopNest
-from joule.mapping import Axis, Mapping
+from joule.mapping import Axis, Mapping, residual_ends
 
 
 @dataclass(frozen=True)
@@ -118,20 +118,6 @@ class TilingSummary:
             "array_utilization": self.array_utilization,
             "lost_computes": self.lost_computes,
         }
-
-
-def residual_ends(extent: int, factors: list[int]) -> list[int]:
-    """Per loop (outermost first), its digit of ``extent - 1`` in the mixed radix of
-    ``factors``, plus one: the iterations of its residual run (Timeloop's
-    ``residual_end``; the factor itself where the factors divide the extent)."""
-    out = []
-    rest = extent - 1
-    step = math.prod(factors)
-    for f in factors:
-        step //= f
-        out.append(rest // step + 1)
-        rest %= step
-    return out
 
 
 def dim_tiling(mapping: Mapping, dim: str, extent: int) -> DimTiling:

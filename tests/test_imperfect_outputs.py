@@ -15,12 +15,12 @@ from joule.cost import evaluate
 from joule.errors import MappingError
 from joule.ir.builders import matmul
 from joule.ir.loopnest import LoopNest
-from joule.mapping import LevelLoops, Loop, Mapping
+from joule.mapping import LevelLoops, Loop, Mapping, residual_ends
 from joule.report.write import write_outputs
 from joule.schedule import LayerSchedule, Schedule
 from joule.targets import load_target
 from joule.targets.spec import Target
-from joule.tiling import LoopTiling, residual_ends, summarize
+from joule.tiling import LoopTiling, summarize
 from joule.timeloop import load_mapping
 from joule.timeloop.writer import emit_timeloop
 
@@ -370,3 +370,15 @@ def test_tvm_refuses_factors_not_in_the_canonical_form() -> None:
     )
     with pytest.raises(MappingError, match=r"must run ceil\(5/3\) = 2 times"):
         JouleSchedule("eyeriss", mappings={"matmul": bad})(_conv_and_matmul())
+
+
+def test_loops_text_shows_residual_runs_as_timeloop_prints_them() -> None:
+    """K = 5 as 2 x 3: the inner loop's last run is 2 of 3 ([0:3,2)); a perfect dim
+    prints as before."""
+    mapping = Mapping(
+        (LevelLoops("DRAM", (Loop("K", 2), Loop("M", 2))), LevelLoops("PE", (Loop("K", 3),)))
+    )
+    text = mapping.loops_text(extents={"K": 5, "M": 2})
+    assert "for K in [0:2)" in text and "for K in [0:3,2)" in text
+    assert "for M in [0:2)" in text
+    assert "," not in mapping.loops_text()  # without extents: the factors only

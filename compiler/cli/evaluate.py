@@ -199,7 +199,7 @@ def format_result(result: CostResult, nest: LoopNest, target: Target, mapping: M
         + " ".join(f"{d}={e}" for d, e in nest.dims)
         + f"  ({result.macs:,} MACs) on {target.name}",
         "",
-        mapping.loops_text(),
+        mapping.loops_text(extents=nest.extents),
         "",
     ]
     header = f"{'level':<14}{'tensor':<8}{'reads':>14}{'fills':>14}{'updates':>14}{'pJ':>16}"

@@ -184,7 +184,14 @@ def markdown(schedule: Schedule) -> str:
     for lay in schedule.layers:
         if lay.shared_with:
             continue
-        parts += [f"### {lay.nest.name}", "", "```", lay.mapping.loops_text(), "```", ""]
+        parts += [
+            f"### {lay.nest.name}",
+            "",
+            "```",
+            lay.mapping.loops_text(extents=lay.nest.extents),
+            "```",
+            "",
+        ]
     parts += ["## Unmapped ops", ""]
     if schedule.unmapped_ops:
         parts += _md_table(
@@ -208,7 +215,7 @@ def to_html(schedule: Schedule) -> str:
     t = schedule.totals()
     header, rows = _breakdown_rows(schedule)
     mappings = "".join(
-        f"<h3>{html.escape(lay.nest.name)}</h3><pre>{html.escape(lay.mapping.loops_text())}</pre>"
+        f"<h3>{html.escape(lay.nest.name)}</h3><pre>{html.escape(lay.mapping.loops_text(extents=lay.nest.extents))}</pre>"
         for lay in schedule.layers
         if not lay.shared_with
     )

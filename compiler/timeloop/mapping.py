@@ -36,9 +36,8 @@ from typing import Any
 import yaml
 from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest, Role
-from joule.mapping import Axis, LevelLoops, Loop, Mapping
+from joule.mapping import Axis, LevelLoops, Loop, Mapping, residual_ends
 from joule.targets.spec import Target
-from joule.tiling import residual_ends
 from joule.timeloop.problem import dims_beside, joule_dim, yaml_problem
 
 _ROLES: dict[str, Role] = {"weights": "weight", "inputs": "input", "outputs": "output"}

@@ -48,11 +48,10 @@ from typing import Any
 import yaml
 from joule.errors import MappingError
 from joule.ir.loopnest import LoopNest
-from joule.mapping import Axis, Loop, Mapping
+from joule.mapping import Axis, Loop, Mapping, residual_ends
 from joule.report.files import write_atomic
 from joule.schedule import Schedule
 from joule.targets.spec import StorageLevel, Target
-from joule.tiling import residual_ends
 from joule.timeloop.problem import DIMS_FILE
 
 VERSION = 0.4
