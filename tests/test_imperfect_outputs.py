@@ -5,6 +5,7 @@ non-dividing splits that still compute the right numbers."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -333,6 +334,43 @@ def test_tvm_imperfect_splits_compute_the_same_numbers() -> None:
     assert "ff_0 * T.int64(3) + ff_1" in conv_text  # K split 2 x 3 ...
     assert "T.where" in conv_text  # ... guarded where 3*ff_0 + ff_1 >= 5
     rng = np.random.default_rng(0)
+    shapes = [(1, 3, 7, 7), (5, 3, 3, 3), (7, 5), (5, 6)]
+    x, w, a, b = (rng.standard_normal(s).astype("float32") for s in shapes)
+    vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())
+    conv, mm = (o.numpy() for o in vm["main"](*(tvm.runtime.tensor(v) for v in (x, w, a, b))))
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (1, 1), (1, 1)))
+    ref = np.zeros((1, 5, 7, 7))
+    for r in range(3):
+        for s in range(3):
+            ref += np.einsum("nchw,kc->nkhw", xp[:, :, r : r + 7, s : s + 7], w[:, :, r, s])
+    np.testing.assert_allclose(conv, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mm, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-5)
+
+
+def test_tvm_pass_maps_with_imperfect_factors_and_stays_exact() -> None:
+    """JouleSchedule(factors="imperfect") at the latency objective picks residual tiles
+    for K = 5 / M = 7 on the 14 x 12 array; the compiled module still computes the
+    reference numbers."""
+    pytest.importorskip("tvm")
+    import tvm
+    from joule.passes.tvm.module_pass import JouleSchedule, mapping_of
+    from tvm import relax, tirx
+
+    schedule = JouleSchedule(
+        "eyeriss", objective="latency", factors="imperfect", time_limit=0.3, samples=200
+    )
+    mod = schedule(_conv_and_matmul())
+    conv_dims = {"K": 5, "C": 3, "P": 7, "Q": 7, "R": 3, "S": 3}
+    mm_dims = {"M": 7, "N": 6, "K": 5}
+    imperfect = 0
+    for _, func in mod.functions_items():
+        mapping = mapping_of(func) if isinstance(func, tirx.PrimFunc) else None
+        if mapping is None:
+            continue
+        dims = conv_dims if mapping.factors("P") else mm_dims
+        imperfect += any(math.prod(mapping.factors(d)) != e for d, e in dims.items())
+    assert imperfect >= 1
+    rng = np.random.default_rng(1)
     shapes = [(1, 3, 7, 7), (5, 3, 3, 3), (7, 5), (5, 6)]
     x, w, a, b = (rng.standard_normal(s).astype("float32") for s in shapes)
     vm = relax.VirtualMachine(tvm.compile(mod, target="llvm"), tvm.cpu())

@@ -55,6 +55,7 @@ class JouleSchedule:
     time_limit: float = DEFAULT_TIME_LIMIT_S
     samples: int = DEFAULT_SAMPLES
     seed: int = 0
+    factors: str = "perfect"  # "imperfect": residual tiles (non-dividing splits)
 
     def transform_module(self, mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
         from joule.targets import load_target
@@ -106,6 +107,7 @@ class JouleSchedule:
                 time_limit_s=self.time_limit,
                 samples=self.samples,
                 seed=self.seed,
+                factors=self.factors,
             )
             constraints = space_constraints(canon, target, self.dataflow)
             result = map_layer(canon, target, constraints, mapper=self.mapper, options=options)
