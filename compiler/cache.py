@@ -45,6 +45,7 @@ CACHE_ENV = "JOULE_CACHE_DIR"
 FILE_NAME = "results.sqlite"
 SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 60.0  # how long a store waits for another process's transaction
+LOCKED_RETRY_S = 0.05  # pause before reopening a cache another process is switching to WAL
 _CORRUPT = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
 
 _SCHEMA = (
@@ -198,10 +199,21 @@ class ResultCache:
         return self._conn is not None
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
+        """A connection in WAL mode. Two processes opening a new cache at once (a sweep's
+        workers) can find it locked while the other switches it to WAL, a wait sqlite's
+        busy handler does not cover: retry until the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                return conn
+            except sqlite3.OperationalError as err:
+                conn.close()
+                if "locked" not in str(err) or time.monotonic() > deadline:
+                    raise
+                time.sleep(LOCKED_RETRY_S)
 
     def _open(self) -> sqlite3.Connection:
         """Connect, check integrity and schema; move a corrupt file aside and start afresh."""

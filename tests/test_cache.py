@@ -309,3 +309,27 @@ def test_two_compiles_share_a_cache_and_a_sigkilled_one_harms_nothing(tmp_path: 
     first = json.loads((tmp_path / "a" / "schedule.json").read_text())
     again = json.loads((tmp_path / "c" / "schedule.json").read_text())
     assert strip_times(first) == strip_times(again)
+
+
+def _open_at_once(path: str, barrier) -> str:  # noqa: ANN001 - a multiprocessing barrier
+    barrier.wait()
+    try:
+        with ResultCache(path):
+            return "ok"
+    except Exception as err:  # noqa: BLE001 - reported back to the test
+        return repr(err)
+
+
+def test_processes_opening_a_new_cache_at_once_all_get_it(tmp_path: Path) -> None:
+    """A sweep's workers open OUT/cache.sqlite together: switching a new file to WAL can
+    find it locked without sqlite waiting, which once killed a design point."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    for attempt in range(3):
+        path = str(tmp_path / f"new{attempt}.sqlite")
+        with ctx.Manager() as manager:
+            barrier = manager.Barrier(6)
+            with ctx.Pool(6) as pool:
+                outcomes = pool.starmap(_open_at_once, [(path, barrier)] * 6)
+        assert outcomes == ["ok"] * 6
