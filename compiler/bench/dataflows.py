@@ -247,15 +247,10 @@ def markdown(data: dict[str, Any]) -> str:
             ],
             [
                 [
-                    r["layer"],
-                    LABELS[r["dataflow"]],
-                    *[f"{r['breakdown'][lv]:.3f}" for lv in LEVELS],
+                    *layer_cells(r),
                     f"{r['energy_per_mac']:.3f}",
                     f"{r['dram_accesses_per_mac']:.4f}",
-                    f"{r['utilization']:.2f}",
-                    r["solver"]["status"],
-                    f"{r['solver']['gap']:.2f}",
-                    f"{r['solver']['wall_s']:.1f}",
+                    *solver_cells(r),
                 ]
                 for r in rows
             ],
@@ -263,6 +258,22 @@ def markdown(data: dict[str, Any]) -> str:
     )
     parts += ["", "![dataflow study](dataflows.png)"]
     return "\n".join(parts)
+
+
+def layer_cells(r: dict) -> list[str]:
+    """A per-layer table row's first cells: layer, dataflow, pJ/MAC per level."""
+    return [r["layer"], LABELS[r["dataflow"]], *[f"{r['breakdown'][lv]:.3f}" for lv in LEVELS]]
+
+
+def solver_cells(r: dict) -> list[str]:
+    """A per-layer table row's last cells: utilisation and how the solve ended."""
+    solver = r["solver"]
+    return [
+        f"{r['utilization']:.2f}",
+        solver["status"],
+        f"{solver['gap']:.2f}",
+        f"{solver['wall_s']:.1f}",
+    ]
 
 
 def _f(cell: dict, layer: str, df: str) -> str:

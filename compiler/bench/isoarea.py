@@ -37,7 +37,16 @@ from joule.bench.common import (
     solve_all,
     write_suite,
 )
-from joule.bench.dataflows import BATCH, LABELS, LEVEL_LABELS, LEVELS, study_layers, summarise
+from joule.bench.dataflows import (
+    BATCH,
+    LABELS,
+    LEVEL_LABELS,
+    LEVELS,
+    layer_cells,
+    solver_cells,
+    study_layers,
+    summarise,
+)
 from joule.hardware import DesignInstance, components, load_template
 from joule.passes.mapper.outcome import SearchOptions
 
@@ -304,15 +313,10 @@ def markdown(data: dict[str, Any]) -> str:
             ],
             [
                 [
-                    r["layer"],
-                    LABELS[r["dataflow"]],
-                    *[f"{r['breakdown'][lv]:.3f}" for lv in LEVELS],
+                    *layer_cells(r),
                     f"{sum(r['breakdown'].values()):.3f}",
                     f"{r['energy_per_mac']:.2f}",
-                    f"{r['utilization']:.2f}",
-                    r["solver"]["status"],
-                    f"{r['solver']['gap']:.2f}",
-                    f"{r['solver']['wall_s']:.1f}",
+                    *solver_cells(r),
                 ]
                 for r in rows
             ],

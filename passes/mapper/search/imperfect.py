@@ -144,17 +144,22 @@ def _descend(
     return point, factors, orders
 
 
-def _with(
-    space: MapSpace, factors: Factors, dim: str, inner: tuple[int, ...], fit: bool = True
-) -> Factors | None:
-    tuple_ = canonical_tuple(space.extents[dim], (1, *inner))
-    if tuple_ == factors[dim]:
-        return None
+def _tuple(space: MapSpace, dim: str, factors: tuple[int, ...]) -> tuple[int, ...] | None:
+    """``factors`` made canonical, or None when a slot's factor exceeds its limit."""
+    tuple_ = canonical_tuple(space.extents[dim], factors)
     slots = space.slots[dim]
     if any(f > space.slot_limit(s) for f, s in zip(tuple_, slots, strict=True)):
         return None
+    return tuple_
+
+
+def _with(space: MapSpace, factors: Factors, dim: str, inner: tuple[int, ...]) -> Factors | None:
+    """The point with ``dim``'s inner factors re-set, if it is a new valid one."""
+    tuple_ = _tuple(space, dim, (1, *inner))
+    if tuple_ is None or tuple_ == factors[dim]:
+        return None
     moved = {**factors, dim: tuple_}
-    return moved if not fit or space.spatial_fits(moved) else None
+    return moved if space.spatial_fits(moved) else None
 
 
 def _slot_moves(space: MapSpace, factors: Factors, orders: Orders):  # noqa: ANN202
@@ -254,13 +259,10 @@ def _rebalanced(space: MapSpace, factors: Factors, dim: str, k: int, value: int)
             if w >= 1:
                 tries.append(tuple(w if i == j else f for i, f in enumerate(base)))
     for proposal in tries:
-        tuple_ = canonical_tuple(space.extents[dim], proposal)
-        if tuple_ in seen:
-            continue
-        if any(f > space.slot_limit(s) for f, s in zip(tuple_, slots, strict=True)):
-            continue
-        seen.add(tuple_)
-        yield tuple_
+        tuple_ = _tuple(space, dim, proposal)
+        if tuple_ is not None and tuple_ not in seen:
+            seen.add(tuple_)
+            yield tuple_
 
 
 def _order_moves(space: MapSpace, factors: Factors, orders: Orders):  # noqa: ANN202
