@@ -7,7 +7,7 @@ import math
 
 from joule.errors import JouleError, TargetError
 from joule.ir.loopnest import LoopNest
-from joule.passes.mapper.bounds.spatial import energy_bound_pj
+from joule.passes.mapper.bounds.spatial import energy_bound_pj, imperfect_energy_bound_pj
 from joule.passes.mapper.cpsat.solve import solve_cpsat
 from joule.passes.mapper.mapspace.space import MapSpace, SpaceConstraints
 from joule.passes.mapper.outcome import (
@@ -23,6 +23,7 @@ from joule.passes.mapper.search.imperfect import refine_imperfect
 from joule.passes.mapper.search.random_sampling import solve_random
 from joule.targets.spec import Target
 
+BOUND_MET = 1e-9  # relative: the bound and the model sum the same terms in another order
 MAPPERS = {"cpsat": solve_cpsat, "exhaustive": solve_exhaustive, "random": solve_random}
 
 
@@ -51,30 +52,34 @@ def map_layer(
     result = MAPPERS[mapper](space, options)
     if result is None:
         raise _no_mapping(space, options)
-    report = _with_energy_bound(result.report, energy_bound_pj(space), options)
+    imperfect = options.factors == "imperfect"
+    space_bound = imperfect_energy_bound_pj(space) if imperfect else energy_bound_pj(space)
+    report = _with_energy_bound(result.report, space_bound, options)
     result = dataclasses.replace(result, report=report)
-    if options.factors == "imperfect" and mapper != "exhaustive":
+    if imperfect and mapper != "exhaustive":
         refined = refine_imperfect(space, result, options)
-        result = dataclasses.replace(refined, report=_imperfect_report(report, refined, options))
+        report = _imperfect_report(report, refined, space_bound, options)
+        result = dataclasses.replace(refined, report=report)
     return result
 
 
 def _imperfect_report(
-    perfect: SolverReport, refined: SearchResult, options: SearchOptions
+    perfect: SolverReport, refined: SearchResult, space_bound: float, options: SearchOptions
 ) -> SolverReport:
-    """The search over residual tiles proves nothing: FEASIBLE, bounded only by the
-    compulsory energy every mapping pays (the space's bound assumes perfect factors);
-    the perfect space's own status and objective are kept beside it."""
+    """The search over residual tiles proves nothing by itself: the energy it reaches is
+    OPTIMAL only where it meets the imperfect space's energy bound, else FEASIBLE with
+    the gap to that bound (other objectives: FEASIBLE, no bound). The perfect space's
+    own status and objective are kept beside it."""
     value = objective_value(refined.cost, options.objective)
-    bound = refined.cost.lower_bound_pj if options.objective == "energy" else 0.0
+    bound = min(value, space_bound) if options.objective == "energy" else 0.0
     gap = max(0.0, (value - bound) / value) if value else 0.0
     return dataclasses.replace(
         perfect,
-        status="FEASIBLE",
+        status="OPTIMAL" if gap <= BOUND_MET else "FEASIBLE",
         objective=value,
         bound=bound,
         gap=gap,
-        energy_bound_pj=refined.cost.lower_bound_pj,
+        energy_bound_pj=min(space_bound, refined.cost.energy_pj),
         perfect_status=perfect.status,
         perfect_objective=perfect.objective,
     )

@@ -18,14 +18,22 @@ the outermost level serving the levels below are then raised to the off-chip
 bound (:mod:`joule.passes.mapper.bounds.offchip`) when that is higher. Per unrolling each
 term is the smallest count the cost model can give (docs/cost-model.md, "Lower
 bounds"), so the result is a certified bound.
+
+With residual tiles (``--factors imperfect``) the same terms bound the wider
+space (:func:`imperfect_energy_bound_pj`): unrollings take any spatial factor,
+and an unrolling no longer fixes how many instances run -- a dim unrolled on
+two slots leaves the last combinations of its residual idle -- so a count that
+adds uses the fewest instance combinations that surely run, one that subtracts
+the most (docs/cost-model.md, "Lower bounds over residual tiles").
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from joule.cost.model import distinct_words, lower_bound_pj
@@ -60,11 +68,38 @@ class _Term:
     footprint: _Footprint | None = None
     unlinked: tuple[int, ...] = ()  # link-axis slots: only 1/f of the innermost moving one
 
-    def value(self, factors: tuple[int, ...]) -> float:
-        count = self.words * math.prod(factors[k] for k in self.slots)
+    def value(self, factors: tuple[int, ...], running: _Running) -> float:
+        if self.coef < 0:  # a subtracted count: every instance combination may run
+            assert self.footprint is None, "only first writes are subtracted"
+            count = self.words * math.prod(factors[k] for k in self.slots)
+        else:
+            count = self.words * running.least(self.slots, factors)
         if self.footprint is not None:
-            count = max(count, _footprint_words(self.footprint, factors))
+            count = max(count, _footprint_words(self.footprint, factors, running))
         return self.coef * count / _innermost_moving(self.unlinked, factors)
+
+
+@dataclass(frozen=True)
+class _Running:
+    """How many combinations of some spatial slots' coordinates surely run.
+
+    Perfect factors run them all. With residual tiles a dim's index must stay
+    below its extent: over its nontrivial slots ``p_1`` (outermost) ... ``p_m``,
+    every coordinate of ``p_1`` but the last admits every inner combination
+    (the loops outside the residual run full tiles), so at least
+    ``(p_1 - 1) p_2 ... p_m + 1`` combinations run; dims run independently."""
+
+    dim_of: tuple[str, ...]  # per spatial slot, its dim (a dim's slots adjacent, outer first)
+    imperfect: bool
+
+    def least(self, slots: tuple[int, ...], factors: tuple[int, ...]) -> int:
+        if not self.imperfect:
+            return math.prod(factors[k] for k in slots)
+        out = 1
+        for _, group in itertools.groupby(slots, key=lambda k: self.dim_of[k]):
+            moving = [factors[k] for k in group if factors[k] > 1]
+            out *= (moving[0] - 1) * math.prod(moving[1:]) + 1 if moving else 1
+        return out
 
 
 def _innermost_moving(slots: tuple[int, ...], factors: tuple[int, ...]) -> int:
@@ -78,9 +113,11 @@ def _innermost_moving(slots: tuple[int, ...], factors: tuple[int, ...]) -> int:
     return 1
 
 
-def _footprint_words(fp: _Footprint, factors: tuple[int, ...]) -> float:
+def _footprint_words(fp: _Footprint, factors: tuple[int, ...], running: _Running) -> float:
     """Sliding windows: an instance whose spatial coordinates fix part of each dim still
     touches, along each axis, at least as many values as its largest remaining dim."""
+    if running.imperfect:
+        return _footprint_words_residual(fp, factors, running)
     counts = [
         max((extent / math.prod(factors[k] for k in slots) for extent, slots in axis), default=1)
         for axis in fp.axes
@@ -88,6 +125,22 @@ def _footprint_words(fp: _Footprint, factors: tuple[int, ...]) -> float:
     per_instance = math.prod(counts) if fp.disjoint else max(counts, default=1)
     instances = math.prod(factors[k] for k in fp.above)
     return per_instance * instances / math.prod(factors[k] for k in fp.divisor)
+
+
+def _footprint_words_residual(fp: _Footprint, factors: tuple[int, ...], running: _Running) -> float:
+    """``_footprint_words`` when instances hold unequal shares of a dim. Summed over the
+    instances, the values of one dim they touch add up to its extent, times the
+    combinations of the other slots that run; a sum of maxima is at least the
+    largest such sum over choices of one dim per axis (one dim in all, when a dim
+    spans two axes)."""
+    axes = [axis or ((1, ()),) for axis in fp.axes]
+    choices = itertools.product(*axes) if fp.disjoint else ((c,) for axis in axes for c in axis)
+    best = 0
+    for choice in choices:
+        chosen = {k for _, slots in choice for k in slots}
+        rest = tuple(k for k in fp.above if k not in chosen)
+        best = max(best, math.prod(e for e, _ in choice) * running.least(rest, factors))
+    return best / math.prod(factors[k] for k in fp.divisor)
 
 
 @functools.lru_cache(maxsize=8)  # the proof and the mapper's report both ask
@@ -107,6 +160,19 @@ def energy_bound_pj(space: MapSpace) -> float:
         offchip = max(offchip, outer)
     split = const + min(onchip for onchip, _, _ in parts) + offchip
     return max(compulsory, joint, split)
+
+
+@functools.lru_cache(maxsize=8)
+def imperfect_energy_bound_pj(space: MapSpace) -> float:
+    """The certified bound over residual tiles too: the cheapest unrolling's (any
+    spatial factors; the instances that surely run), never below the compulsory
+    bound. The off-chip bound does not raise it: its table holds divisors only."""
+    compulsory = lower_bound_pj(space.nest, space.target)
+    per_unrolling = _per_unrolling(space, imperfect=True)
+    if not per_unrolling or not per_unrolling[1]:
+        return compulsory
+    const, parts = per_unrolling
+    return max(compulsory, const + min(onchip + offchip for onchip, offchip, _ in parts))
 
 
 @dataclass(frozen=True)
@@ -140,18 +206,19 @@ def ranked_unrollings(space: MapSpace) -> list[RankedUnrolling] | None:
 
 @functools.lru_cache(maxsize=8)  # the mapper bounds a space and the warm start ranks it
 def _per_unrolling(
-    space: MapSpace,
+    space: MapSpace, imperfect: bool = False
 ) -> tuple[float, list[tuple[float, float, tuple[int, ...]]]] | None:
     """The constant part, and per unrolling its on-chip and off-chip terms' sums."""
     spatial = spatial_slots(space)
-    const, terms = _terms(space, spatial)
+    const, terms = _terms(space, spatial, imperfect)
+    running = _Running(tuple(s.dim for s in spatial), imperfect)
     parts = []
-    for count, factors in enumerate(_unrollings(space, spatial)):
+    for count, factors in enumerate(_unrollings(space, spatial, imperfect)):
         if count >= MAX_UNROLLINGS:
             return None
         sums = [0.0, 0.0]
         for term in terms:
-            sums[term.offchip] += term.value(factors)
+            sums[term.offchip] += term.value(factors, running)
         parts.append((sums[0], sums[1], factors))
     return const, parts
 
@@ -160,14 +227,14 @@ def spatial_slots(space: MapSpace) -> list[Slot]:
     return [s for d in space.dims for s in space.slots[d] if s.axis is not None]
 
 
-def _terms(space: MapSpace, spatial: list[Slot]) -> tuple[float, list[_Term]]:
+def _terms(space: MapSpace, spatial: list[Slot], imperfect: bool) -> tuple[float, list[_Term]]:
     """The cost terms (``joule.cost.terms``) as functions of the spatial factors alone:
     each count's lower bound given an unrolling, split into constant and varying parts."""
     nest, target = space.nest, space.target
     terms = cost_terms(nest, target)
     const = nest.macs * target.mac_energy_pj
     out: list[_Term] = []
-    for term, atoms in terms.evaluate(BoundBlocks(space, spatial)):
+    for term, atoms in terms.evaluate(BoundBlocks(space, spatial, imperfect)):
         serves = term.level == 0 and len(terms.keepers[term.tensor.role]) > 1
         for atom in atoms:
             if atom.mult == 0:
@@ -217,9 +284,10 @@ class BoundBlocks:
       instances take a tile from a neighbour).
     """
 
-    def __init__(self, space: MapSpace, spatial: list[Slot]) -> None:
+    def __init__(self, space: MapSpace, spatial: list[Slot], imperfect: bool = False) -> None:
         self.space = space
         self.spatial = spatial
+        self.imperfect = imperfect  # steps need not divide extents (residual tiles)
         self._distinct: dict[str, int] = {}  # enumerates up to 2^20 indices: once per tensor
 
     def _rep(self, tensor: Tensor, level: int) -> tuple[int, ...]:
@@ -259,20 +327,16 @@ class BoundBlocks:
     def links(self, tensor: Tensor, level: int) -> list[_Atom]:
         terms = axis_terms(tensor)
         relevant = tensor.relevant_dims
-        extents = self.space.nest.extents
 
         def can_link(d: str) -> bool:
             """Some other dim's shift can equal d's offset: ``|c_e| step_e == |c_d| step_d``
-            for steps that divide the extents (never for C or K of an input, nor for S
+            for steps the space allows: divisors of the extents, any step below them
+            with residual tiles (never for C or K of an input, nor, perfect, for S
             under a stride-2 Q with S = 3)."""
             for e in relevant - {d}:
                 pairs = scaled_steps(terms, e, d)
                 if pairs and all(
-                    any(
-                        ce * a == cd * b
-                        for a in _divisors(extents[e])
-                        for b in _divisors(extents[d])
-                    )
+                    any(ce * a % cd == 0 and self._is_step(d, ce * a // cd) for a in self._steps(e))
                     for _, (ce, cd) in pairs
                 ):
                     return True
@@ -288,6 +352,14 @@ class BoundBlocks:
 
     def lines(self, tensor: Tensor, level: int) -> tuple[int, ...]:
         return ()  # divides only linked words, whose bound is none
+
+    def _steps(self, dim: str) -> Iterable[int]:
+        extent = self.space.nest.extents[dim]
+        return range(1, extent + 1) if self.imperfect else _divisors(extent)
+
+    def _is_step(self, dim: str, step: int) -> bool:
+        extent = self.space.nest.extents[dim]
+        return 1 <= step <= extent and (self.imperfect or extent % step == 0)
 
     def plus(self, a: list[_Atom], b: list[_Atom]) -> list[_Atom]:
         return [*a, *b]
@@ -348,15 +420,20 @@ def _merge(atoms: list[_Atom]) -> list[_Atom]:
     return list(out.values())
 
 
-def _unrollings(space: MapSpace, spatial: list[Slot]) -> Iterator[tuple[int, ...]]:
-    """Every assignment of factors to the spatial slots that some point of the space has."""
+def _unrollings(space: MapSpace, spatial: list[Slot], imperfect: bool) -> Iterator[tuple[int, ...]]:
+    """Every assignment of factors to the spatial slots that some point of the space has
+    (with residual tiles, a superset: the bound stays a bound)."""
     per_dim: list[tuple[list[int], list[tuple[int, ...]]]] = []
     for d in space.dims:
         positions = [k for k, s in enumerate(space.slots[d]) if s.axis is not None]
         if not positions:
             continue
         indices = [spatial.index(space.slots[d][k]) for k in positions]
-        choices = sorted(space.tuples_by_unrolling[d])
+        if imperfect:
+            limits = [space.slot_limit(space.slots[d][k]) for k in positions]
+            choices = sorted(_residual_unrollings(space.extents[d], limits))
+        else:
+            choices = sorted(space.tuples_by_unrolling[d])
         per_dim.append((indices, choices))
     limit = {(s.level, s.axis): space.fanout[s.level][0 if s.axis == "X" else 1] for s in spatial}
     factors = [1] * len(spatial)
@@ -381,3 +458,16 @@ def _unrollings(space: MapSpace, spatial: list[Slot]) -> Iterator[tuple[int, ...
             factors[k] = 1
 
     yield from walk(0)
+
+
+def _residual_unrollings(extent: int, limits: list[int]) -> Iterator[tuple[int, ...]]:
+    """A dim's spatial factors (slot order) that some imperfect tuple may have: each at
+    most its fan-out and ``ceil(extent / the spatial factors inside it)`` (a loop with a
+    factor above 1 has less than the extent inside it, the outermost excepted)."""
+    if not limits:
+        yield ()
+        return
+    for tail in _residual_unrollings(extent, limits[1:]):
+        inside = math.prod(tail)
+        for f in range(1, min(limits[0], -(-extent // inside)) + 1):
+            yield (f, *tail)
