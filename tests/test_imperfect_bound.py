@@ -16,12 +16,15 @@ import random
 
 import pytest
 from joule.cost import evaluate
-from joule.errors import MappingError
+from joule.errors import MappingError, TargetError
 from joule.ir.builders import matmul
 from joule.mapping import Mapping
 from joule.passes.canonicalize import drop_unit_dims
 from joule.passes.dataflow import space_constraints
+from joule.passes.mapper.bounds import offchip
+from joule.passes.mapper.bounds.offchip import offchip_bound_pj
 from joule.passes.mapper.bounds.spatial import (
+    _per_unrolling,
     _Running,
     energy_bound_pj,
     imperfect_energy_bound_pj,
@@ -30,8 +33,10 @@ from joule.passes.mapper.map_layer import map_layer
 from joule.passes.mapper.mapspace.space import MapSpace, canonical_tuple
 from joule.passes.mapper.outcome import SearchOptions
 from joule.targets import load_target
+from test_bound import _tight_target
 from test_imperfect_search import SMALL, _grid_target
 from test_links import _targets as _link_targets
+from test_mapper_optimality import random_layer
 from test_residual_tiles import BUNDLED, awkward_layer
 
 
@@ -172,3 +177,45 @@ def test_fewest_running_combinations_never_overcount() -> None:
         assert least <= len(runs)
         exact += least == len(runs)
     assert exact >= 50  # the count is often exact, not just below
+
+
+def _imperfect_size(space: MapSpace) -> int:
+    return math.prod(len(space.imperfect_tuples(d, 10**6)) for d in space.dims) * math.prod(
+        len(o) for o in space.order_candidates
+    )
+
+
+def test_offchip_part_holds_and_raises_the_bound_when_tiles_overflow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Buffers small layers overflow (test_bound's tight target): over every imperfect
+    tuple the optimum stays above the bound, whose off-chip part (every outer count,
+    the inner extent e / N) raises it on some layers; with the counts grouped into
+    ranges (a grid too large to enumerate) it stays a bound, never above the exact one."""
+    rng = random.Random("tight-imperfect")
+    target = _tight_target()
+    raised = checked = coarser = 0
+    for index in range(40):
+        nest = drop_unit_dims(random_layer(rng, index))
+        space = MapSpace(nest, target, space_constraints(nest, target))
+        if _imperfect_size(space) > 14_000:
+            continue
+        options = SearchOptions(factors="imperfect")
+        try:
+            best = map_layer(nest, target, space.constraints, mapper="exhaustive", options=options)
+        except TargetError:
+            continue
+        checked += 1
+        bound = imperfect_energy_bound_pj(space)
+        assert bound <= best.cost.energy_pj * (1 + 1e-12), nest.name
+        const, parts = _per_unrolling(space, imperfect=True)
+        raised += bound > (const + min(a + b for a, b, _ in parts)) * (1 + 1e-9)
+        exact = offchip_bound_pj(space, imperfect=True)
+        exact_table = offchip.offchip_table(space, imperfect=True)
+        monkeypatch.setattr(offchip, "MAX_TILINGS", 8)
+        grouped = offchip.offchip_table.__wrapped__(space, imperfect=True)
+        monkeypatch.undo()
+        if grouped is not None and exact is not None:
+            assert float(grouped.energy.min()) <= exact * (1 + 1e-12)
+            coarser += grouped.energy.size < math.prod(len(c) for c in exact_table.choices)
+    assert checked >= 10 and raised > 0 and coarser > 0

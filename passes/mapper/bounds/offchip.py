@@ -42,10 +42,10 @@ from joule.passes.mapper.proof.vector_model import within_capacity
 MAX_TILINGS = 400_000  # outer factorisations enumerated at once (numpy, a few MB)
 
 
-def offchip_bound_pj(space: MapSpace) -> float | None:
+def offchip_bound_pj(space: MapSpace, imperfect: bool = False) -> float | None:
     """The least energy the outermost level can spend serving the levels below; None
     when the space is too large to enumerate (the caller keeps its other bounds)."""
-    table = offchip_table(space)
+    table = offchip_table(space, imperfect)
     return None if table is None else float(table.energy.min(initial=math.inf))
 
 
@@ -59,30 +59,46 @@ class OffchipTable:
 
 
 @functools.lru_cache(maxsize=8)  # the energy bound, the proof and the mapper's report share it
-def offchip_table(space: MapSpace) -> OffchipTable | None:
+def offchip_table(space: MapSpace, imperfect: bool = False) -> OffchipTable | None:
     """The bound per outer factorisation; None when there are too many to enumerate, or
     when instances fed by the outermost level forward words to each other (inter-PE
-    links), which this table does not bound."""
+    links), which this table does not bound.
+
+    ``imperfect``: over residual tiles too (then only its minimum is used). An outer
+    loop runs ``N = ceil(e / T)`` times over tiles of ``T >= e / N``, and every count
+    below holds with the inner extent ``e / N``: reloads are the outer iterations; a
+    dim's tiles sum to ``e``, so the exact box total is the same linear sum; the first,
+    full tiles are at least that large. The table takes every count some tile gives,
+    grouped into ranges ``[lo, hi]`` when there are too many: an entry bounds every
+    count in its range (reloads at ``lo``; tiles, capacities and box totals at ``hi``,
+    where they are least), looser but still a bound."""
     nest = space.nest
     if any(t.kind == "link" and t.level == 0 for t in cost_terms(nest, space.target).terms):
         return None
     dims = [d for d in space.dims if any(s.level == 0 and s.axis is None for s in space.slots[d])]
-    choices = [sorted({t[_outer_slot(space, d)] for t in space.factor_tuples[d]}) for d in dims]
-    if math.prod(len(c) for c in choices) > MAX_TILINGS:
+    if imperfect:
+        ranges = _count_ranges([_residual_counts(space.extents[d]) for d in dims])
+    else:
+        outer = [sorted({t[_outer_slot(space, d)] for t in space.factor_tuples[d]}) for d in dims]
+        ranges = [[(f, f) for f in c] for c in outer]
+    if ranges is None or math.prod(len(r) for r in ranges) > MAX_TILINGS:
         return None
-    grids = np.meshgrid(*[np.array(c, dtype=np.float64) for c in choices], indexing="ij")
-    size = grids[0].size if grids else 1
+    size = math.prod(len(r) for r in ranges)
     ones = np.ones(size)
-    f0 = {d: g.ravel() for d, g in zip(dims, grids, strict=True)}
-    inner = {d: nest.extents[d] / f0.get(d, ones) for d in nest.dim_names}
+    lo, hi = ({}, {})
+    for end, grid in ((0, lo), (1, hi)):
+        axes = [np.array([r[end] for r in rs], dtype=np.float64) for rs in ranges]
+        grids = np.meshgrid(*axes, indexing="ij")
+        grid.update({d: g.ravel() for d, g in zip(dims, grids, strict=True)})
+    inner = {d: nest.extents[d] / hi.get(d, ones) for d in nest.dim_names}
     feasible = _fits_below(space, inner, size)
     looping_none = np.ones(size, dtype=bool)
     for d in dims:
-        looping_none &= f0[d] == 1
+        looping_none &= lo[d] == 1
     # Nothing loops outside: every tensor is loaded once.
-    full = {t.role: _irrelevant_product(t, dims, f0, ones) for t in nest.tensors}
+    full = {t.role: _irrelevant_product(t, dims, lo, ones) for t in nest.tensors}
     resident = {t.role: _stays_on_chip(space, t, inner, size) for t in nest.tensors}
-    cases = [(None, looping_none)] + [(d, f0[d] > 1) for d in dims]
+    cases = [(None, looping_none)] + [(d, hi[d] > 1) for d in dims]
     best = np.full(size, np.inf)
     for innermost, where in cases:
         energy = np.zeros(size)
@@ -90,9 +106,10 @@ def offchip_table(space: MapSpace) -> OffchipTable | None:
             reloads = full[tensor.role]
             if innermost is None or innermost not in tensor.relevant_dims:
                 reloads = np.where(resident[tensor.role], 1.0, reloads)
-            energy += _tensor_energy(space, tensor, reloads, f0, inner, ones)
+            energy += _tensor_energy(space, tensor, reloads, hi, inner, ones)
         best = np.minimum(best, np.where(where & feasible, energy, np.inf))
-    shape = tuple(len(c) for c in choices)
+    shape = tuple(len(r) for r in ranges)
+    choices = [[r[0] for r in rs] for rs in ranges]
     return OffchipTable(dims, choices, best.reshape(shape))
 
 
@@ -127,6 +144,25 @@ def _stays_on_chip(
     disjoint = sum(len(a) for a in dims_per_axis) == len(set().union(*dims_per_axis))
     words = np.prod(counts, axis=0) if disjoint else np.maximum.reduce(counts)
     return words <= cap * level.instances
+
+
+def _residual_counts(extent: int) -> list[int]:
+    """Every count ``ceil(extent / T)`` a tile ``T`` gives: about ``2 sqrt(extent)``."""
+    return sorted({-(-extent // tile) for tile in range(1, extent + 1)})
+
+
+def _count_ranges(counts: list[list[int]]) -> list[list[tuple[int, int]]] | None:
+    """Each dim's counts as ranges ``(lo, hi)``, neighbours merged pairwise (the dim with
+    the most ranges first) until the grid has at most MAX_TILINGS entries; the count 1
+    (no outer loop) stays alone. None if that cannot get there."""
+    ranges = [[(c, c) for c in cs] for cs in counts]
+    while math.prod(len(r) for r in ranges) > MAX_TILINGS:
+        k = max(range(len(ranges)), key=lambda i: len(ranges[i]))
+        r = ranges[k]
+        if len(r) <= 2:
+            return None
+        ranges[k] = [r[0]] + [(r[i][0], r[min(i + 1, len(r) - 1)][1]) for i in range(1, len(r), 2)]
+    return ranges
 
 
 def _outer_slot(space: MapSpace, dim: str) -> int:
@@ -172,10 +208,12 @@ def _box(tensor: Tensor, inner: dict[str, np.ndarray], size: int) -> np.ndarray:
 
 def _exact_box(space: MapSpace, tensor: Tensor, child: int) -> bool:
     """Reads are exactly box x tiles x refetches: one instance below, no sliding windows."""
+    dims = [d for axis in tensor.projection for d, _ in axis.terms]
     return (
         child == 1
         and space.fanout[0] == (1, 1)
         and all(len(axis.terms) <= 1 for axis in tensor.projection)
+        and len(dims) == len(set(dims))  # a dim on one axis: tile sums stay linear in it
     )
 
 

@@ -148,13 +148,17 @@ def energy_bound_pj(space: MapSpace) -> float:
     """The best certified bound, never below the compulsory bound: the cheapest
     unrolling's, or the cheapest unrolling's on-chip part plus the off-chip bound
     (:mod:`joule.passes.mapper.bounds.offchip`) where that is higher than its off-chip part."""
+    return _combined(space, imperfect=False)
+
+
+def _combined(space: MapSpace, imperfect: bool) -> float:
     compulsory = lower_bound_pj(space.nest, space.target)
-    per_unrolling = _per_unrolling(space)
+    per_unrolling = _per_unrolling(space, imperfect)
     if not per_unrolling or not per_unrolling[1]:
         return compulsory
     const, parts = per_unrolling
     joint = const + min(onchip + offchip for onchip, offchip, _ in parts)
-    outer = offchip_bound_pj(space)
+    outer = offchip_bound_pj(space, imperfect)
     offchip = min(o for _, o, _ in parts)
     if outer is not None and math.isfinite(outer):
         offchip = max(offchip, outer)
@@ -164,15 +168,10 @@ def energy_bound_pj(space: MapSpace) -> float:
 
 @functools.lru_cache(maxsize=8)
 def imperfect_energy_bound_pj(space: MapSpace) -> float:
-    """The certified bound over residual tiles too: the cheapest unrolling's (any
-    spatial factors; the instances that surely run), never below the compulsory
-    bound. The off-chip bound does not raise it: its table holds divisors only."""
-    compulsory = lower_bound_pj(space.nest, space.target)
-    per_unrolling = _per_unrolling(space, imperfect=True)
-    if not per_unrolling or not per_unrolling[1]:
-        return compulsory
-    const, parts = per_unrolling
-    return max(compulsory, const + min(onchip + offchip for onchip, offchip, _ in parts))
+    """The certified bound over residual tiles too, combined as :func:`energy_bound_pj`:
+    every unrolling with any spatial factors (counting the instances that surely run),
+    the off-chip bound over every outer iteration count."""
+    return _combined(space, imperfect=True)
 
 
 @dataclass(frozen=True)
