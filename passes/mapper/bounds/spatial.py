@@ -96,10 +96,14 @@ class _Running:
         if not self.imperfect:
             return math.prod(factors[k] for k in slots)
         out = 1
-        for _, group in itertools.groupby(slots, key=lambda k: self.dim_of[k]):
+        for group in self._by_dim(slots):
             moving = [factors[k] for k in group if factors[k] > 1]
             out *= (moving[0] - 1) * math.prod(moving[1:]) + 1 if moving else 1
         return out
+
+    @functools.cache  # noqa: B019 -- a handful of slot sets per space, asked per unrolling
+    def _by_dim(self, slots: tuple[int, ...]) -> tuple[tuple[int, ...], ...]:
+        return tuple(tuple(g) for _, g in itertools.groupby(slots, key=self.dim_of.__getitem__))
 
 
 def _innermost_moving(slots: tuple[int, ...], factors: tuple[int, ...]) -> int:
@@ -133,14 +137,22 @@ def _footprint_words_residual(fp: _Footprint, factors: tuple[int, ...], running:
     combinations of the other slots that run; a sum of maxima is at least the
     largest such sum over choices of one dim per axis (one dim in all, when a dim
     spans two axes)."""
+    best = max(words * running.least(rest, factors) for words, rest in _dim_choices(fp))
+    return best / math.prod(factors[k] for k in fp.divisor)
+
+
+@functools.cache
+def _dim_choices(fp: _Footprint) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """Per choice of one dim per axis (one in all if a dim spans two axes): the product
+    of their extents and the spatial slots above the level left to the other dims."""
     axes = [axis or ((1, ()),) for axis in fp.axes]
     choices = itertools.product(*axes) if fp.disjoint else ((c,) for axis in axes for c in axis)
-    best = 0
+    out = []
     for choice in choices:
         chosen = {k for _, slots in choice for k in slots}
         rest = tuple(k for k in fp.above if k not in chosen)
-        best = max(best, math.prod(e for e, _ in choice) * running.least(rest, factors))
-    return best / math.prod(factors[k] for k in fp.divisor)
+        out.append((math.prod(e for e, _ in choice), rest))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=8)  # the proof and the mapper's report both ask
