@@ -72,11 +72,7 @@ class ResidualNest:
     def combos(self, dim: str, limit: int, free: frozenset[int]) -> int:
         """Digit combinations of ``dim``'s loops at the positions ``free`` (each
         ranges over its factor; every other loop stays at 0) whose offset is below
-        ``limit``.
-
-        Outermost first, each loop's step exceeds every offset of the loops inside
-        it, so digits below ``limit // step`` admit every inner combination and at
-        most one digit admits only some: a recursion down the loops."""
+        ``limit`` (:func:`running_combos`)."""
         chosen = tuple(p for p in self.positions[dim] if p in free)
         key = (limit, chosen)
         hit = self._combos.get(key)
@@ -85,21 +81,9 @@ class ResidualNest:
         return hit
 
     def _count(self, chosen: tuple[int, ...], limit: int) -> int:
-        loops = [self.flat.loops[p] for p in chosen]
-        inner_all = [1] * (len(loops) + 1)
-        for k in range(len(loops) - 1, -1, -1):
-            inner_all[k] = inner_all[k + 1] * loops[k].factor
-        total = 0
-        remaining = limit
-        for k, lp in enumerate(loops):
-            if remaining <= 0:
-                return total
-            whole = min(lp.factor, remaining // lp.step)
-            total += whole * inner_all[k + 1]
-            if whole == lp.factor:
-                return total
-            remaining -= whole * lp.step
-        return total + (1 if remaining > 0 else 0)
+        return running_combos(
+            [(lp.factor, lp.step) for lp in map(self.flat.loops.__getitem__, chosen)], limit
+        )
 
     def sizes(self, dim: str, level: int, free: frozenset[int]) -> list[tuple[int, int]]:
         """(tile size, how many run) for ``dim`` inside ``level``: full tiles and the residual."""
@@ -331,6 +315,27 @@ class ResidualNest:
         for d, extent in self.extents.items():
             count *= self.combos(d, extent, temporal)
         return count
+
+
+def running_combos(loops: list[tuple[int, int]], limit: int) -> int:
+    """Digit combinations of one dim's ``loops`` ((factor, step), outermost first; every
+    other loop of the dim at 0) whose offset is below ``limit``: each step exceeds
+    every offset of the loops inside it, so digits below ``limit // step`` admit every
+    inner combination and at most one digit admits only some."""
+    inner_all = [1] * (len(loops) + 1)
+    for k in range(len(loops) - 1, -1, -1):
+        inner_all[k] = inner_all[k + 1] * loops[k][0]
+    total = 0
+    remaining = limit
+    for k, (factor, step) in enumerate(loops):
+        if remaining <= 0:
+            return total
+        whole = min(factor, remaining // step)
+        total += whole * inner_all[k + 1]
+        if whole == factor:
+            return total
+        remaining -= whole * step
+    return total + (1 if remaining > 0 else 0)
 
 
 @lru_cache(maxsize=1024)

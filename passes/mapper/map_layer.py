@@ -8,7 +8,7 @@ import math
 from joule.errors import JouleError, TargetError
 from joule.ir.loopnest import LoopNest
 from joule.passes.mapper.bounds.spatial import energy_bound_pj, imperfect_energy_bound_pj
-from joule.passes.mapper.cpsat.solve import solve_cpsat
+from joule.passes.mapper.cpsat.solve import solve_cpsat, solve_cpsat_imperfect
 from joule.passes.mapper.mapspace.space import MapSpace, SpaceConstraints
 from joule.passes.mapper.outcome import (
     FACTORS,
@@ -58,28 +58,38 @@ def map_layer(
     result = dataclasses.replace(result, report=report)
     if imperfect and mapper != "exhaustive":
         refined = refine_imperfect(space, result, options)
-        report = _imperfect_report(report, refined, space_bound, options)
+        # Where CP-SAT can tabulate every imperfect tuple it goes on from there.
+        exact = solve_cpsat_imperfect(space, options, refined) if mapper == "cpsat" else None
+        proven = exact is not None and exact.report.status == "OPTIMAL"
+        refined = exact or refined
+        report = _imperfect_report(report, refined, space_bound, options, proven)
         result = dataclasses.replace(refined, report=report)
     return result
 
 
 def _imperfect_report(
-    perfect: SolverReport, refined: SearchResult, space_bound: float, options: SearchOptions
+    perfect: SolverReport,
+    refined: SearchResult,
+    space_bound: float,
+    options: SearchOptions,
+    proven: bool,
 ) -> SolverReport:
-    """The search over residual tiles proves nothing by itself: the energy it reaches is
-    OPTIMAL only where it meets the imperfect space's energy bound, else FEASIBLE with
-    the gap to that bound (other objectives: FEASIBLE, no bound). The perfect space's
-    own status and objective are kept beside it."""
+    """OPTIMAL over residual tiles where CP-SAT proved it (``proven``) or the energy meets
+    the imperfect space's energy bound; else FEASIBLE with the gap to that bound (other
+    objectives: no bound). The perfect space's own status and objective are kept."""
     value = objective_value(refined.cost, options.objective)
-    bound = min(value, space_bound) if options.objective == "energy" else 0.0
+    energy = refined.cost.energy_pj
+    bound = value if proven else min(value, space_bound) if options.objective == "energy" else 0.0
     gap = max(0.0, (value - bound) / value) if value else 0.0
     return dataclasses.replace(
         perfect,
-        status="OPTIMAL" if gap <= BOUND_MET else "FEASIBLE",
+        status="OPTIMAL" if proven or gap <= BOUND_MET else "FEASIBLE",
         objective=value,
         bound=bound,
         gap=gap,
-        energy_bound_pj=min(space_bound, refined.cost.energy_pj),
+        energy_bound_pj=energy
+        if proven and options.objective == "energy"
+        else min(space_bound, energy),
         perfect_status=perfect.status,
         perfect_objective=perfect.objective,
     )

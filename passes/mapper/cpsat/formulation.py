@@ -54,8 +54,15 @@ def const(value: int) -> Val:
 class Formulation:
     """Builds the CP-SAT model of one layer's mapspace."""
 
-    def __init__(self, space: MapSpace, energy_scale: float) -> None:
+    def __init__(
+        self,
+        space: MapSpace,
+        energy_scale: float,
+        tuples: dict[str, list[tuple[int, ...]]] | None = None,
+    ) -> None:
         self.space = space
+        # Each dim's choices: its perfect factorisations, or (residual tiles) given.
+        self.tuples = space.factor_tuples if tuples is None else tuples
         self.model = cp_model.CpModel()
         self.scale = energy_scale
         self.cap = count_cap(space)
@@ -64,7 +71,7 @@ class Formulation:
         self.values: dict[Slot, list[int]] = {}
         self.choice: dict[str, cp_model.IntVar] = {}
         for d in space.dims:
-            tuples = space.factor_tuples[d]
+            tuples = self.tuples[d]
             self.choice[d] = self.model.NewIntVar(0, len(tuples) - 1, f"tiling_{d}")
             for k, slot in enumerate(space.slots[d]):
                 self.values[slot] = sorted({t[k] for t in tuples})
@@ -75,7 +82,7 @@ class Formulation:
         memo = ("dim", dim, key)
         if memo in self._memo:
             return self._memo[memo]
-        table = [value(t) for t in self.space.factor_tuples[dim]]
+        table = [value(t) for t in self.tuples[dim]]
         if len(set(table)) == 1:
             out = const(table[0])
         else:
@@ -309,6 +316,11 @@ class Formulation:
         q = self.model.NewIntVar(0, max(numerator.ub, 0), "")
         self.model.AddMultiplicationEquality(numerator.expr, [q, divisor.expr])
         return Val(q, 0, max(numerator.ub, 0))
+
+
+def outer_slots(combo: tuple[tuple[str, ...], ...], level: int) -> list[Slot]:
+    """Temporal slots above ``level``'s boundary, in nest order for this choice of orders."""
+    return [Slot(d, i, None) for i in range(level) for d in combo[i]]
 
 
 def count_cap(space: MapSpace) -> int:

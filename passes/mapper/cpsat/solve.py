@@ -14,11 +14,19 @@ limit: under load it would cut searches at different points and break that.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from joule.cost.nest import axis_terms, scaled_steps
-from joule.cost.terms import cost_terms
-from joule.passes.mapper.cpsat.formulation import Formulation, Val, const, energy_scale
+from joule.cost.terms import Blocks, cost_terms
+from joule.passes.mapper.cpsat import residual
+from joule.passes.mapper.cpsat.formulation import (
+    Formulation,
+    Val,
+    const,
+    energy_scale,
+    outer_slots,
+)
 from joule.passes.mapper.mapspace.space import MapSpace, Slot
 from joule.passes.mapper.outcome import (
     SearchOptions,
@@ -50,19 +58,24 @@ class Built:
         """Pin every decision variable to one point of the space."""
         space = self.form.space
         for d in space.dims:
-            self.form.model.Add(self.form.choice[d] == space.factor_tuples[d].index(factors[d]))
+            self.form.model.Add(self.form.choice[d] == self.form.tuples[d].index(factors[d]))
         for b, combo in zip(self.choose, self.combos, strict=True):
             self.form.model.Add(b == int(combo == orders))
 
 
-def build_model(space: MapSpace, options: SearchOptions) -> Built:
-    """The formulation of docs/cost-model.md over the space, with ``options``' objective."""
-    form = Formulation(space, energy_scale(space))
+def build_model(
+    space: MapSpace, options: SearchOptions, tuples: dict[str, list[tuple[int, ...]]] | None = None
+) -> Built:
+    """The formulation of docs/cost-model.md over the space, with ``options``' objective;
+    over residual tiles when ``tuples`` (each dim's imperfect tuples) are given
+    (:mod:`.residual`: the caller checks ``residual.refusal`` first)."""
+    form = Formulation(space, energy_scale(space), tuples)
     model = form.model
     nest, target = space.nest, space.target
     cap = options.cycle_cap(nest.macs, target.pes)
+    ragged = tuples is not None
 
-    _capacity_constraints(form)
+    _capacity_constraints(form, residual.held_tile if ragged else _tile)
     _fanout_constraints(form)
     combos = list(space.order_combos())
     choose = [model.NewBoolVar(f"order{k}") for k in range(len(combos))]
@@ -71,7 +84,8 @@ def build_model(space: MapSpace, options: SearchOptions) -> Built:
     energies: list[Val] = []
     traffic: list[dict[int, tuple[Val, Val]]] = []
     for combo in combos:
-        energy, per_level = _energy(form, combo)
+        blocks = residual.ResidualBlocks(form, combo) if ragged else CpsatBlocks(form, combo)
+        energy, per_level = _energy(form, blocks)
         energies.append(energy)
         traffic.append(per_level)
         energy_ub = max(energy_ub, energy.ub)
@@ -81,7 +95,8 @@ def build_model(space: MapSpace, options: SearchOptions) -> Built:
 
     cycles = None
     if cap is not None or options.objective != "energy":
-        cycles = _cycles(form, choose, traffic, cap)
+        compute = residual.compute_cycles(form) if ragged else _compute_cycles(form)
+        cycles = _cycles(form, choose, traffic, cap, compute)
     if options.objective == "energy":
         model.Minimize(objective_energy)
     elif options.objective == "latency":
@@ -188,23 +203,18 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     return SearchResult(best.mapping, best.cost, report)
 
 
-def _skeleton_outer(combo: tuple[tuple[str, ...], ...], level: int) -> list[Slot]:
-    """Temporal slots above ``level``'s boundary, in nest order for this choice of orders."""
-    return [Slot(d, i, None) for i in range(level) for d in combo[i]]
-
-
 def _inside(space: MapSpace, level: int) -> list[Slot]:
     return [s for d in space.dims for s in space.slots[d] if s.level >= level]
 
 
-def _capacity_constraints(form: Formulation) -> None:
+def _capacity_constraints(form: Formulation, tile_of: Callable[..., Val]) -> None:
     space = form.space
     for i, lvl in enumerate(space.target.levels):
         tiles = []
         for t in space.nest.tensors:
             if t.role not in lvl.keeps:
                 continue
-            tile = _tile(form, t, i)
+            tile = tile_of(form, t, i)
             bits = lvl.bits_of(t.role)
             tiles.append((bits, tile))
             cap = lvl.capacity_bits_for(t.role)
@@ -240,14 +250,15 @@ def _fanout_constraints(form: Formulation) -> None:
                 form.model.Add(product.expr <= limit)
 
 
-def _energy(form: Formulation, combo: tuple[tuple[str, ...], ...]) -> tuple[Val, dict]:
-    """Scaled energy of the accesses for one choice of loop orders, and per-level traffic:
-    the terms of ``joule.cost.terms``, each pJ coefficient rounded to ``form.scale`` units."""
+def _energy(form: Formulation, blocks: Blocks[Val]) -> tuple[Val, dict]:
+    """Scaled energy of the accesses for one choice of loop orders (``blocks``), and
+    per-level traffic: the terms of ``joule.cost.terms``, each pJ coefficient rounded to
+    ``form.scale`` units."""
     space = form.space
     terms: list[tuple[int, Val]] = []
     reads_at: dict[int, list[Val]] = {i: [] for i in range(space.levels)}
     writes_at: dict[int, list[Val]] = {i: [] for i in range(space.levels)}
-    for term, count in cost_terms(space.nest, space.target).evaluate(CpsatBlocks(form, combo)):
+    for term, count in cost_terms(space.nest, space.target).evaluate(blocks):
         terms.append((_c(term.energy_pj, form.scale), count))
         if term.kind == "read":
             reads_at[term.level].append(count)
@@ -273,7 +284,7 @@ class CpsatBlocks:
         return const(self.form.space.nest.macs)
 
     def fills(self, tensor, level: int) -> Val:  # noqa: ANN001
-        outer = _skeleton_outer(self.combo, level)
+        outer = outer_slots(self.combo, level)
         per_instance = _fills(self.form, tensor, level, outer)
         key = ("fills", tensor.role, level, tuple(outer))
         return self.form.mul([per_instance, self.form.instances(level)], key=key)
@@ -296,7 +307,7 @@ class CpsatBlocks:
         return self.form.slot_product(between)
 
     def links(self, tensor, level: int) -> Val:  # noqa: ANN001
-        outer = _skeleton_outer(self.combo, level)
+        outer = outer_slots(self.combo, level)
         key = ("links", tensor.role, level, tuple(outer))
         if key not in self.form._memo:
             self.form._memo[key] = _links(self.form, tensor, level, outer)
@@ -426,18 +437,27 @@ def _c(pj: float, scale: float) -> int:
     return round(pj * scale)
 
 
-def _cycles(form: Formulation, choose: list, traffic: list[dict], cap: int | None) -> Val:
+def _compute_cycles(form: Formulation) -> Val:
+    """Perfect factors: every PE busy on every step, ``MACs / spatial factors``."""
+    space = form.space
+    spatial = form.slot_product([s for d in space.dims for s in space.slots[d] if s.axis])
+    macs = space.nest.macs
+    compute = form.model.NewIntVar(1, macs, "compute")
+    form.model.AddMultiplicationEquality(macs, [compute, spatial.expr])
+    return Val(compute, 1, macs)
+
+
+def _cycles(
+    form: Formulation, choose: list, traffic: list[dict], cap: int | None, compute: Val
+) -> Val:
     """Cycles = max(compute, each level's busier port / bandwidth), capped when asked."""
     space = form.space
     model = form.model
-    spatial = form.slot_product([s for d in space.dims for s in space.slots[d] if s.axis])
     macs = space.nest.macs
-    compute = model.NewIntVar(1, macs, "compute")
-    model.AddMultiplicationEquality(macs, [compute, spatial.expr])
     ub = macs if cap is None else min(macs, cap)
     worst = max(ub, max((max(r.ub, w.ub) for per in traffic for r, w in per.values()), default=ub))
     cycles = model.NewIntVar(1, worst if cap is None else ub, "cycles")
-    model.Add(cycles >= compute)
+    model.Add(cycles >= compute.expr)
     for b, per_level in zip(choose, traffic, strict=True):
         for i, (reads, writes) in per_level.items():
             bw = space.target.levels[i].bandwidth_words_per_cycle
@@ -457,3 +477,50 @@ def _fraction(x: float) -> tuple[int, int]:
 
     f = Fraction(x).limit_denominator(1000)
     return f.numerator, f.denominator
+
+
+def solve_cpsat_imperfect(
+    space: MapSpace, options: SearchOptions, start: SearchResult
+) -> SearchResult | None:
+    """Minimise over residual tiles too (every imperfect tuple of every dim), from
+    ``start`` (the residual search's best); None where the formulation cannot model
+    the layer (``residual.refusal``). Status OPTIMAL when CP-SAT proves it."""
+    if residual.refusal(space) is not None:
+        return None
+    started = time.perf_counter()
+    tuples = residual.imperfect_tuples(space)
+    assert tuples is not None  # refusal() checked
+    built = build_model(space, options, tuples)
+    form, combos, choose = built.form, built.combos, built.choose
+    factors, orders = decode(space, start.mapping)
+    for d in space.dims:
+        form.model.AddHint(form.choice[d], tuples[d].index(factors[d]))
+    for b, combo in zip(choose, combos, strict=True):
+        form.model.AddHint(b, combo == orders)
+    solver = cp_model.CpSolver()
+    solver.parameters.random_seed = options.seed
+    solver.parameters.num_workers = SEARCH_WORKERS
+    solver.parameters.max_deterministic_time = options.time_limit_s
+    status = solver.Solve(form.model)
+    assert status != cp_model.MODEL_INVALID, form.model.Validate()
+    best = start
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        factors = {d: tuples[d][solver.Value(form.choice[d])] for d in space.dims}
+        orders = combos[next(k for k, b in enumerate(choose) if solver.Value(b))]
+        mapping = space.mapping(factors, orders)
+        cost = score_point(space, mapping)
+        assert cost is not None, "CP-SAT returned a mapping the cost model rejects"
+        if rank_key(cost, options.objective) <= rank_key(start.cost, options.objective):
+            best = SearchResult(mapping, cost, start.report)
+    value = objective_value(best.cost, options.objective)
+    proven = status == cp_model.OPTIMAL
+    report = SolverReport(
+        "cpsat-imperfect",
+        "OPTIMAL" if proven else "FEASIBLE",
+        value,
+        value if proven else 0.0,
+        0.0 if proven else 1.0,
+        time.perf_counter() - started,
+        solver.NumBranches(),
+    )
+    return SearchResult(best.mapping, best.cost, report)
