@@ -318,6 +318,25 @@ class Formulation:
         return Val(q, 0, max(numerator.ub, 0))
 
 
+class Arithmetic:
+    """How blocks of CP-SAT quantities join (``joule.cost.terms.Blocks``): linear
+    expressions, and exact division by counts that divide."""
+
+    form: Formulation
+
+    def plus(self, a: Val, b: Val) -> Val:
+        return self.form.linear([(1, a), (1, b)])
+
+    def minus(self, a: Val, b: Val) -> Val:
+        return self.form.linear([(1, a), (-1, b)])
+
+    def divide(self, a: Val, b: Val) -> Val:
+        return self.form.divide(a, b)
+
+    def times(self, k: int, a: Val) -> Val:
+        return self.form.linear([(k, a)])
+
+
 def outer_slots(combo: tuple[tuple[str, ...], ...], level: int) -> list[Slot]:
     """Temporal slots above ``level``'s boundary, in nest order for this choice of orders."""
     return [Slot(d, i, None) for i in range(level) for d in combo[i]]

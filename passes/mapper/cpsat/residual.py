@@ -24,7 +24,7 @@ import math
 from joule.cost.nest import axis_terms
 from joule.cost.residual import running_combos
 from joule.ir.loopnest import Tensor
-from joule.passes.mapper.cpsat.formulation import Formulation, Val, const, outer_slots
+from joule.passes.mapper.cpsat.formulation import Arithmetic, Formulation, Val, const, outer_slots
 from joule.passes.mapper.mapspace.space import MapSpace, Slot
 from ortools.sat.python import cp_model
 
@@ -57,7 +57,7 @@ def imperfect_tuples(space: MapSpace) -> dict[str, list[tuple[int, ...]]] | None
     return out
 
 
-class ResidualBlocks:
+class ResidualBlocks(Arithmetic):
     """The building blocks of ``joule.cost.terms`` over residual tiles, for one choice of
     loop orders; ``collapsed``: the (outer, inner) levels whose spatial loops of dims a
     tensor ignores count once (a multicast or reduction group runs with its first
@@ -152,18 +152,6 @@ class ResidualBlocks:
 
     def lines(self, tensor: Tensor, level: int) -> Val:
         return const(1)  # divides only the linked words, none
-
-    def plus(self, a: Val, b: Val) -> Val:
-        return self.form.linear([(1, a), (1, b)])
-
-    def minus(self, a: Val, b: Val) -> Val:
-        return self.form.linear([(1, a), (-1, b)])
-
-    def divide(self, a: Val, b: Val) -> Val:
-        return self.form.divide(a, b)
-
-    def times(self, k: int, a: Val) -> Val:
-        return self.form.linear([(k, a)])
 
 
 def _tile_sum(form: Formulation, dim: str, level: int, coeff: int) -> Val:

@@ -21,6 +21,7 @@ from joule.cost.nest import axis_terms, scaled_steps
 from joule.cost.terms import Blocks, cost_terms
 from joule.passes.mapper.cpsat import residual
 from joule.passes.mapper.cpsat.formulation import (
+    Arithmetic,
     Formulation,
     Val,
     const,
@@ -272,7 +273,7 @@ def _energy(form: Formulation, blocks: Blocks[Val]) -> tuple[Val, dict]:
     return energy, per_level
 
 
-class CpsatBlocks:
+class CpsatBlocks(Arithmetic):
     """The building blocks of ``joule.cost.terms`` as CP-SAT quantities, for one choice of
     loop orders (fills depend on it; everything is memoised across choices where not)."""
 
@@ -323,18 +324,6 @@ class CpsatBlocks:
             if s.axis is not None and s.level < level and s not in along
         ]
         return self.form.slot_product(across)
-
-    def plus(self, a: Val, b: Val) -> Val:
-        return self.form.linear([(1, a), (1, b)])
-
-    def minus(self, a: Val, b: Val) -> Val:
-        return self.form.linear([(1, a), (-1, b)])
-
-    def divide(self, a: Val, b: Val) -> Val:
-        return self.form.divide(a, b)
-
-    def times(self, k: int, a: Val) -> Val:
-        return self.form.linear([(k, a)])
 
 
 def _fills(form: Formulation, tensor, level: int, outer: list[Slot]) -> Val:  # noqa: ANN001
