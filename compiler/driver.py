@@ -196,10 +196,10 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
         certified = sum(r.status == "OPTIMAL" for r in refined)
         warnings.append(
             f"--factors imperfect: residual tiles improved {better} of {len(refined)} distinct "
-            f"layers on the perfect-factor optimum (proven on {proven} of them); {certified} "
-            "are proven optimal over residual tiles too (their energy meets the imperfect "
-            "space's bound), the rest report their gap to it (solver.gap and "
-            "solver.perfect_objective per layer)"
+            f"layers on the perfect-factor optimum (proven on {proven} of them); proven "
+            f"optimal over residual tiles too: {certified} (by CP-SAT over every imperfect "
+            "tuple, or an energy meeting the imperfect space's bound), the rest report "
+            "their gap (solver.gap and solver.perfect_objective per layer)"
         )
     if unsolved:
         shown = ", ".join(unsolved[:10]) + (", ..." if len(unsolved) > 10 else "")

@@ -79,17 +79,19 @@ def _imperfect_report(
     objectives: no bound). The perfect space's own status and objective are kept."""
     value = objective_value(refined.cost, options.objective)
     energy = refined.cost.energy_pj
-    bound = value if proven else min(value, space_bound) if options.objective == "energy" else 0.0
+    bound = min(value, space_bound) if options.objective == "energy" else 0.0
     gap = max(0.0, (value - bound) / value) if value else 0.0
+    proven = proven or gap <= BOUND_MET
+    if proven:
+        bound, gap = value, 0.0
+    energy_proven = proven and options.objective == "energy"
     return dataclasses.replace(
         perfect,
-        status="OPTIMAL" if proven or gap <= BOUND_MET else "FEASIBLE",
+        status="OPTIMAL" if proven else "FEASIBLE",
         objective=value,
         bound=bound,
         gap=gap,
-        energy_bound_pj=energy
-        if proven and options.objective == "energy"
-        else min(space_bound, energy),
+        energy_bound_pj=energy if energy_proven else min(space_bound, energy),
         perfect_status=perfect.status,
         perfect_objective=perfect.objective,
     )
