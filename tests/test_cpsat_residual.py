@@ -26,7 +26,7 @@ from joule.passes.mapper.cpsat import residual
 from joule.passes.mapper.cpsat.solve import build_model
 from joule.passes.mapper.map_layer import map_layer
 from joule.passes.mapper.mapspace.space import MapSpace
-from joule.passes.mapper.outcome import SearchOptions, rank_key
+from joule.passes.mapper.outcome import SearchOptions, objective_value
 from joule.passes.mapper.search.local_search import decode
 from joule.targets import load_target
 from ortools.sat.python import cp_model
@@ -35,18 +35,19 @@ from test_imperfect_search import _grid_target
 from test_residual_tiles import BUNDLED
 
 
-def _small_layer(rng: random.Random, index: int):  # noqa: ANN202
-    """Matmuls and 1x1 convolutions (strided too) with awkward extents."""
+def _small_layer(rng: random.Random, index: int, tiny: bool = False):  # noqa: ANN202
+    """Matmuls and convolutions (strided too; 1x1 or sliding windows), awkward extents;
+    ``tiny`` ones for the exhaustive search to enumerate."""
     if index % 2:
         return matmul(f"mm{index}", m=rng.randint(1, 3), n=rng.randint(2, 13), k=rng.randint(2, 7))
     return conv2d(
         f"pw{index}",
-        k=rng.randint(2, 7),
-        c=rng.randint(1, 5),
-        p=rng.randint(1, 5),
-        q=rng.randint(2, 7),
-        r=1,
-        s=1,
+        k=rng.randint(2, 4 if tiny else 7),
+        c=rng.randint(1, 2 if tiny else 5),
+        p=rng.randint(1, 3 if tiny else 5),
+        q=rng.randint(2, 5 if tiny else 7),
+        r=rng.choice([1, 1, 2, 3]),
+        s=rng.choice([1, 2, 3]),
         stride=rng.choice([1, 2]),
     )
 
@@ -76,7 +77,7 @@ def _points(target_name: str, wanted: int):  # noqa: ANN202
 
 @pytest.mark.parametrize("target_name", ["grid", *BUNDLED])
 def test_fixed_to_a_point_it_gives_the_models_counts_energy_and_cycles(target_name: str) -> None:
-    ragged = 0
+    ragged = windows = 0
     for space, mapping in _points(target_name, 12):
         nest, target = space.nest, space.target
         flat = flatten(mapping, space.level_names)
@@ -87,6 +88,7 @@ def test_fixed_to_a_point_it_gives_the_models_counts_energy_and_cycles(target_na
         ]
         factors, orders = decode(space, mapping)
         ragged += any(math.prod(factors[d]) != space.extents[d] for d in space.dims)
+        windows += any(len(axis.dims) > 1 for t in nest.tensors for axis in t.projection)
         for objective in ("energy", "latency"):
             built = build_model(
                 space, SearchOptions(objective=objective), residual.imperfect_tuples(space)
@@ -107,6 +109,8 @@ def test_fixed_to_a_point_it_gives_the_models_counts_energy_and_cycles(target_na
             else:
                 assert solver.ObjectiveValue() == model.cycles, nest.name
     assert ragged >= 6
+    # Sliding windows too, where no inter-PE link may forward them (eyeriss links them).
+    assert windows >= (0 if target_name == "eyeriss" else 3)
 
 
 @pytest.mark.parametrize("target_name", ["grid", "eyeriss", "tpu-ws"])
@@ -116,34 +120,38 @@ def test_solved_it_equals_the_exhaustive_imperfect_optimum(target_name: str) -> 
     exhaustive optimum, for each objective."""
     rng = random.Random(f"cpsat-exhaustive-{target_name}")
     target = _grid_target() if target_name == "grid" else load_target(target_name)
-    cases = 0
-    for index in range(40):
-        nest = drop_unit_dims(_small_layer(rng, index))
+    cases = windows = 0
+    for index in range(80):
+        nest = drop_unit_dims(_small_layer(rng, index, tiny=True))
         constraints = space_constraints(nest, target)
         space = MapSpace(nest, target, constraints)
-        if residual.refusal(space) is not None or _imperfect_size(space) > 3_000:
+        windowed = any(len(a.dims) > 1 for t in nest.tensors for a in t.projection)
+        if residual.refusal(space) is not None or _imperfect_size(space) > 2_000:
             continue
+        if cases >= 2 and not windowed and target_name != "eyeriss":
+            continue  # enough without windows: find one with
         for objective in ("energy", "latency", "edp"):
-            options = SearchOptions(objective=objective, time_limit_s=8.0, factors="imperfect")
+            options = SearchOptions(objective=objective, time_limit_s=5.0, factors="imperfect")
             try:
                 best = map_layer(nest, target, constraints, mapper="exhaustive", options=options)
             except JouleError:
                 continue  # nothing fits
             found = map_layer(nest, target, constraints, options=options)
             assert found.report.status == "OPTIMAL", (nest.name, objective)
-            key = rank_key(found.cost, objective)
-            assert key == pytest.approx(rank_key(best.cost, objective), rel=1e-9), nest.name
+            value = objective_value(found.cost, objective)  # ties: any of them
+            assert value == pytest.approx(objective_value(best.cost, objective), rel=1e-9)
             cases += 1
-        if cases >= 6:
+            windows += windowed
+        if cases >= 3 and (windows or target_name == "eyeriss"):
             break
-    assert cases >= 6
+    assert cases >= 3 and (windows or target_name == "eyeriss")
 
 
 def test_layers_it_cannot_model_say_why_and_keep_the_search() -> None:
     target = load_target("eyeriss")
     conv = drop_unit_dims(conv2d("c", k=5, c=3, p=7, q=7, r=3, s=3))
     space = MapSpace(conv, target, space_constraints(conv, target))
-    assert "slides a window" in residual.refusal(space)
+    assert "inter-PE links" in residual.refusal(space)  # eyeriss may forward its windows
     big = drop_unit_dims(matmul("mm", m=16, n=4096, k=4096))
     space = MapSpace(big, target, space_constraints(big, target))
     assert "imperfect tuples" in residual.refusal(space)

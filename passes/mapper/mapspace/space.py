@@ -88,15 +88,28 @@ class MapSpace:
     def imperfect_tuples(self, dim: str, limit: int) -> list[tuple[int, ...]]:
         """Every tuple of ``dim`` with imperfect factors allowed: any inner factors up
         to their slot's limit, the outermost slot left running ``ceil(extent / the
-        others)`` (docs/cost-model.md, "Imperfect factors"). Only exhaustive search of
-        small layers asks: it raises ValueError past ``limit`` raw combinations."""
+        others)`` (docs/cost-model.md, "Imperfect factors"). Built from the innermost
+        slot out: each slot either closes the dim (that ceiling) or takes a factor
+        that leaves less than the extent inside; ValueError past ``limit`` tuples."""
         slots = self.slots[dim]
         extent = self.extents[dim]
-        ranges = [range(1, min(self.slot_limit(s), extent) + 1) for s in slots[1:]]
-        if math.prod(len(r) for r in ranges) > limit:
-            raise ValueError(f"{dim} has too many imperfect factorisations to enumerate")
-        out = {canonical_tuple(extent, (1, *inner)) for inner in itertools.product(*ranges)}
-        return sorted(t for t in out if t[0] <= self.slot_limit(slots[0]))
+        limits = [self.slot_limit(s) for s in slots]
+        out: list[tuple[int, ...]] = []
+
+        def close(k: int, tail: tuple[int, ...], inside: int) -> None:
+            outer = -(-extent // inside)
+            if outer <= limits[k]:
+                out.append((1,) * k + (outer, *tail))
+                if len(out) > limit:
+                    raise ValueError(f"{dim} has too many imperfect factorisations to enumerate")
+            if k > 0:
+                for f in range(1, min(limits[k], extent) + 1):
+                    if f * inside >= extent:
+                        break
+                    close(k - 1, (f, *tail), inside * f)
+
+        close(len(slots) - 1, (), 1) if slots else None
+        return sorted(out)
 
     @cached_property
     def tuples_by_unrolling(self) -> dict[str, dict[tuple[int, ...], list[tuple[int, ...]]]]:
