@@ -155,7 +155,7 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
     layers = []
     warnings = []
     stopped: list[tuple[float, str]] = []
-    refined: list[SolverReport] = []  # --factors imperfect: its gap is to the compulsory bound
+    refined: list[SolverReport] = []  # --factors imperfect: its gap is to the imperfect bound
     first_of: dict[str, str] = {}
     unsolved = [layer.original.name for layer in module.layers if layer.result is None]
     for layer in module.layers:

@@ -54,7 +54,8 @@ class SolverReport:
     energy_bound_pj: float = 0.0
     proof_work: int = 0  # work units the proof search (passes/prove.py) spent
     # With imperfect factors: the status and objective the perfect space was solved to
-    # (the search over residual tiles starts there and is not certified itself).
+    # (the search over residual tiles starts there; status, bound and gap are then the
+    # imperfect space's).
     perfect_status: str = ""
     perfect_objective: float = 0.0
 
