@@ -1,7 +1,7 @@
 """CP-SAT over residual tiles (``joule.passes.mapper.cpsat.residual``).
 
 Fixed to a random imperfect point, the formulation's every count equals the scalar
-model's (which equals the simulator: tests/test_residual_tiles.py), and so do its
+model's, which equals the loop-walking simulator on that same point, and so do its
 energy and latency objectives; solved, it reaches the exhaustive optimum over
 every imperfect tuple of small layers, status OPTIMAL; layers it cannot model say
 why.
@@ -30,6 +30,7 @@ from joule.passes.mapper.outcome import SearchOptions, objective_value
 from joule.passes.mapper.search.local_search import decode
 from joule.targets import load_target
 from ortools.sat.python import cp_model
+from test_cost_vs_simulator import assert_model_matches_simulator
 from test_imperfect_bound import _imperfect_size, _random_point
 from test_imperfect_search import _grid_target
 from test_residual_tiles import BUNDLED
@@ -80,6 +81,7 @@ def test_fixed_to_a_point_it_gives_the_models_counts_energy_and_cycles(target_na
     ragged = windows = 0
     for space, mapping in _points(target_name, 12):
         nest, target = space.nest, space.target
+        assert_model_matches_simulator(nest, target, mapping)  # the chain ends at the walk
         flat = flatten(mapping, space.level_names)
         model = score(nest, target, flat)
         terms = cost_terms(nest, target)

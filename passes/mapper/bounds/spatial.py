@@ -119,24 +119,12 @@ def _innermost_moving(slots: tuple[int, ...], factors: tuple[int, ...]) -> int:
 
 def _footprint_words(fp: _Footprint, factors: tuple[int, ...], running: _Running) -> float:
     """Sliding windows: an instance whose spatial coordinates fix part of each dim still
-    touches, along each axis, at least as many values as its largest remaining dim."""
-    if running.imperfect:
-        return _footprint_words_residual(fp, factors, running)
-    counts = [
-        max((extent / math.prod(factors[k] for k in slots) for extent, slots in axis), default=1)
-        for axis in fp.axes
-    ]
-    per_instance = math.prod(counts) if fp.disjoint else max(counts, default=1)
-    instances = math.prod(factors[k] for k in fp.above)
-    return per_instance * instances / math.prod(factors[k] for k in fp.divisor)
-
-
-def _footprint_words_residual(fp: _Footprint, factors: tuple[int, ...], running: _Running) -> float:
-    """``_footprint_words`` when instances hold unequal shares of a dim. Summed over the
-    instances, the values of one dim they touch add up to its extent, times the
-    combinations of the other slots that run; a sum of maxima is at least the
-    largest such sum over choices of one dim per axis (one dim in all, when a dim
-    spans two axes)."""
+    touches, along each axis, at least as many values as its largest remaining dim.
+    Summed over the instances, the values of one dim they touch add up to its extent
+    (with residual tiles the shares are unequal), times the combinations of the other
+    slots that run; a sum of maxima is at least the largest such sum over choices of
+    one dim per axis (one dim in all, when a dim spans two axes). With perfect
+    factors that largest sum is the product of per-axis maxima times the instances."""
     best = max(words * running.least(rest, factors) for words, rest in _dim_choices(fp))
     return best / math.prod(factors[k] for k in fp.divisor)
 

@@ -291,20 +291,12 @@ def _outside_star(
 def held_tile(form: Formulation, tensor: Tensor, level: int) -> Val:
     """The largest tile of ``tensor`` ``level`` holds: per axis ``|c| (min(T, e) - 1) + 1``
     (the nominal tile, or the whole dim where it overshoots)."""
-    space = form.space
     extents = []
     for axis in axis_terms(tensor):
-        parts = []
-        for d, c in axis:
-            inside = [k for k, s in enumerate(space.slots[d]) if s.level >= level]
-            reach = form.dim_table(
-                d,
-                ("reach", level),
-                lambda t, inside=inside, e=space.extents[d]: (
-                    min(math.prod(t[k] for k in inside), e) - 1
-                ),
-            )
-            parts.append((abs(c), reach))
+        parts = [
+            (abs(c), _per_tile(form, d, level, "reach", lambda tile, e: min(tile, e) - 1))
+            for d, c in axis
+        ]
         extents.append(form.as_var(form.linear(parts, 1)) if parts else const(1))
     return form.mul(extents, key=("rtile", tensor.role, level))
 

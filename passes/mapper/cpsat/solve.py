@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from joule.cost import CostResult
 from joule.cost.nest import axis_terms, scaled_steps
 from joule.cost.terms import Blocks, cost_terms
+from joule.mapping import Mapping
 from joule.passes.mapper.cpsat import residual
 from joule.passes.mapper.cpsat.formulation import (
     Arithmetic,
@@ -62,6 +64,33 @@ class Built:
             self.form.model.Add(self.form.choice[d] == self.form.tuples[d].index(factors[d]))
         for b, combo in zip(self.choose, self.combos, strict=True):
             self.form.model.Add(b == int(combo == orders))
+
+    def hint(self, factors: dict[str, tuple[int, ...]], orders: tuple) -> None:
+        """Start the search from one point of the space."""
+        for d in self.form.space.dims:
+            self.form.model.AddHint(self.form.choice[d], self.form.tuples[d].index(factors[d]))
+        for b, combo in zip(self.choose, self.combos, strict=True):
+            self.form.model.AddHint(b, combo == orders)
+
+    def solve(self, options: SearchOptions, share: float) -> tuple[cp_model.CpSolver, int]:
+        """Deterministic: fixed seed, one worker, ``share`` of the time limit."""
+        solver = cp_model.CpSolver()
+        solver.parameters.random_seed = options.seed
+        solver.parameters.num_workers = SEARCH_WORKERS
+        solver.parameters.max_deterministic_time = options.time_limit_s * share
+        status = solver.Solve(self.form.model)
+        assert status != cp_model.MODEL_INVALID, self.form.model.Validate()
+        return solver, status
+
+    def decoded(self, solver: cp_model.CpSolver) -> tuple[Mapping, CostResult]:
+        """The point the solver found, scored by the cost model."""
+        space = self.form.space
+        factors = {d: self.form.tuples[d][solver.Value(self.form.choice[d])] for d in space.dims}
+        orders = self.combos[next(k for k, b in enumerate(self.choose) if solver.Value(b))]
+        mapping = space.mapping(factors, orders)
+        cost = score_point(space, mapping)
+        assert cost is not None, "CP-SAT returned a mapping the cost model rejects"
+        return mapping, cost
 
 
 def build_model(
@@ -120,37 +149,21 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     if not all(space.factor_tuples[d] for d in space.dims):
         return None  # some dim cannot be factored over the slots it may use
     built = build_model(space, options)
-    form, model, combos, choose = built.form, built.form.model, built.combos, built.choose
-    scale, cap = form.scale, built.cap
+    scale, cap = built.form.scale, built.cap
     nest, target = space.nest, space.target
 
     hint = warm_start(space, options)
     if hint is not None:
-        factors, orders = decode(space, hint.mapping)
-        for d in space.dims:
-            model.AddHint(form.choice[d], space.factor_tuples[d].index(factors[d]))
-        for b, combo in zip(choose, combos, strict=True):
-            model.AddHint(b, combo == orders)
-
-    solver = cp_model.CpSolver()
-    params = solver.parameters
-    params.random_seed = options.seed
-    params.num_workers = SEARCH_WORKERS
+        built.hint(*decode(space, hint.mapping))
     proving = options.objective == "energy"  # the proof search bounds energy only
-    params.max_deterministic_time = options.time_limit_s * (CPSAT_SHARE if proving else 1.0)
-    status = solver.Solve(model)
-    assert status != cp_model.MODEL_INVALID, model.Validate()
+    solver, status = built.solve(options, CPSAT_SHARE if proving else 1.0)
     if status == cp_model.INFEASIBLE and hint is None:
         return None
     # INFEASIBLE with a warm start in hand (a valid point within the cap) would be a
     # solver fault: the warm start stands, reported FEASIBLE, not "no valid mapping".
     best = hint
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        factors = {d: space.factor_tuples[d][solver.Value(form.choice[d])] for d in space.dims}
-        orders = combos[next(k for k, b in enumerate(choose) if solver.Value(b))]
-        mapping = space.mapping(factors, orders)
-        cost = score_point(space, mapping)
-        assert cost is not None, "CP-SAT returned a mapping the cost model rejects"
+        mapping, cost = built.decoded(solver)
         found = SearchResult(mapping, cost, hint.report if hint else None)  # type: ignore[arg-type]
         # The warm start can beat a time-limited search; keep whichever is better.
         if (
@@ -480,25 +493,11 @@ def solve_cpsat_imperfect(
     tuples = residual.imperfect_tuples(space)
     assert tuples is not None  # refusal() checked
     built = build_model(space, options, tuples)
-    form, combos, choose = built.form, built.combos, built.choose
-    factors, orders = decode(space, start.mapping)
-    for d in space.dims:
-        form.model.AddHint(form.choice[d], tuples[d].index(factors[d]))
-    for b, combo in zip(choose, combos, strict=True):
-        form.model.AddHint(b, combo == orders)
-    solver = cp_model.CpSolver()
-    solver.parameters.random_seed = options.seed
-    solver.parameters.num_workers = SEARCH_WORKERS
-    solver.parameters.max_deterministic_time = options.time_limit_s
-    status = solver.Solve(form.model)
-    assert status != cp_model.MODEL_INVALID, form.model.Validate()
+    built.hint(*decode(space, start.mapping))
+    solver, status = built.solve(options, 1.0)
     best = start
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        factors = {d: tuples[d][solver.Value(form.choice[d])] for d in space.dims}
-        orders = combos[next(k for k, b in enumerate(choose) if solver.Value(b))]
-        mapping = space.mapping(factors, orders)
-        cost = score_point(space, mapping)
-        assert cost is not None, "CP-SAT returned a mapping the cost model rejects"
+        mapping, cost = built.decoded(solver)
         if rank_key(cost, options.objective) <= rank_key(start.cost, options.objective):
             best = SearchResult(mapping, cost, start.report)
     value = objective_value(best.cost, options.objective)
