@@ -313,7 +313,9 @@ class BoundBlocks:
         return [_Atom(1, self._words(tensor), self._rep(tensor, level))]
 
     def grouped(self, tensor: Tensor, outer: int, inner: int) -> None:
-        return None  # perfect factors only: every child of a group is busy
+        # Divide by the nominal group instead, a bound with residual tiles too: a group
+        # fetches at least what its busiest member does, its first.
+        return None
 
     def shared(self, tensor: Tensor, outer: int, inner: int) -> tuple[int, ...]:
         relevant = tensor.relevant_dims

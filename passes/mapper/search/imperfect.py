@@ -7,9 +7,9 @@ the perfect-space optimum (certified by CP-SAT and the proof), first-improvement
 descent re-shares an array axis between two dims, re-sets one slot (or two of a
 dim together) and re-orders levels, scored by the exact cost model; random kicks
 restart it while the budget lasts. The best point is kept only if it ranks
-better, so the result is never worse than the perfect optimum. It is not
-certified over the imperfect space (CP-SAT, the proof and the bounds still
-search perfect factors only).
+better, so the result is never worse than the perfect optimum. The descent
+certifies nothing itself: ``map_layer`` proves its result where CP-SAT over
+residual tiles covers the layer or the energy meets the imperfect bound.
 
 Only factors that change an iteration count are tried: for a temporal slot, with
 the other slots fixed, the dim's outermost count is ``ceil(R / f)``; of the
