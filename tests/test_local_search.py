@@ -99,3 +99,26 @@ def test_a_descent_stops_at_full_effort_even_mid_sweep(monkeypatch) -> None:  # 
         calls = 0
         _descend(space, start, SearchOptions(time_limit_s=time_limit), None)
         assert calls == local_search.EVALUATIONS_PER_START
+
+
+def test_points_asked_again_are_scored_once_and_the_memory_stays_bounded(monkeypatch) -> None:  # noqa: ANN001
+    import joule.passes.mapper.outcome as outcome
+
+    space = _downsample_space()
+    scored = []
+    model = outcome.score
+    monkeypatch.setattr(outcome, "score", lambda *a: scored.append(1) or model(*a))
+    monkeypatch.setattr(outcome, "REMEMBERED_SCORES", 2)
+    rng = random.Random(0)
+    points = []
+    while len(points) < 3:
+        factors = {d: rng.choice(space.factor_tuples[d]) for d in space.dims}
+        orders = tuple(rng.choice(c) for c in space.order_candidates)
+        if space.spatial_fits(factors):
+            points.append(space.mapping(factors, orders))
+    first = score_point(space, points[0])
+    assert score_point(space, points[0]) is first and len(scored) == 1
+    score_point(space, points[1])
+    score_point(space, points[2])  # the third forgets the least recent, points[0]
+    assert len(scored) == 3
+    assert score_point(space, points[0]) == first and len(scored) == 4

@@ -134,3 +134,24 @@ def test_cpsat_mapper_proves_a_full_size_strided_layer_optimal() -> None:
     assert found.report.proof_work > 0  # proven by the proof search, not by CP-SAT
     assert found.report.gap == 0.0
     assert found.report.bound == pytest.approx(found.cost.energy_pj, rel=1e-12)
+
+
+def test_a_layer_the_warm_start_proves_never_builds_the_cpsat_model(monkeypatch) -> None:  # noqa: ANN001
+    # The proof goes first from the warm start's point; CP-SAT (whose presolve alone can
+    # take seconds) runs only where that proof does not complete.
+    import joule.passes.mapper.cpsat.solve as solve
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("CP-SAT built for a layer the proof completes")
+
+    nest = drop_unit_dims(conv2d("downsample", k=512, c=256, p=28, q=28, r=1, s=1, stride=2))
+    target = load_target("eyeriss")
+    space = MapSpace(nest, target, space_constraints(nest, target))
+    monkeypatch.setattr(solve, "build_model", refuse)
+    found = solve_cpsat(space, SearchOptions(time_limit_s=4))
+    assert found is not None and found.report.status == "OPTIMAL"
+    monkeypatch.undo()
+    # Out of proof budget, CP-SAT runs and the layer still gets a bound below its energy.
+    short = solve_cpsat(space, SearchOptions(time_limit_s=0.01))
+    assert short is not None and short.report.status == "FEASIBLE"
+    assert 0 < short.report.bound <= short.cost.energy_pj

@@ -3,7 +3,12 @@
 For the energy objective, three quarters of the time limit go to proving the result
 (:mod:`joule.passes.mapper.proof.prove`): an enumeration pruned by certified bounds that either
 shows no mapping is cheaper (status OPTIMAL), finds one that is, or leaves a
-tighter bound than CP-SAT's own, which on real layers stays weak.
+tighter bound than CP-SAT's own, which on real layers stays weak. The proof
+starts from the warm start's point; CP-SAT runs only where it does not complete,
+and a second proof follows where CP-SAT's point is cheaper than the proof's.
+On most real layers the warm start's point is enough to prove the optimum, and
+CP-SAT's presolve alone can take seconds (MobileNetV2's depthwise layers: 5 s
+under a 0.5 s deterministic limit).
 
 Deterministic: fixed seed, one search worker and a *deterministic* time limit,
 so the same inputs give the same mapping on any machine load (layers are
@@ -39,7 +44,7 @@ from joule.passes.mapper.outcome import (
     rank_key,
     score_point,
 )
-from joule.passes.mapper.proof.prove import budget_for, prove
+from joule.passes.mapper.proof.prove import IMPROVEMENT, Proof, budget_for, prove
 from joule.passes.mapper.search.local_search import decode, warm_start
 from joule.passes.mapper.search.random_sampling import solve_random
 from ortools.sat.python import cp_model
@@ -148,14 +153,27 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     start = time.perf_counter()
     if not all(space.factor_tuples[d] for d in space.dims):
         return None  # some dim cannot be factored over the slots it may use
+    proving = options.objective == "energy"  # the proof search bounds energy only
+    budget = budget_for(options.time_limit_s * (1 - CPSAT_SHARE))
+    cap = options.cycle_cap(space.nest.macs, space.target.pes)
+    hint = warm_start(space, options)
+    proofs: list[Proof] = []
+    if proving and hint is not None:
+        proofs.append(prove(space, hint.cost.energy_pj, budget, cap))
+        hint = _proven(space, hint, proofs[-1])
+        if proofs[-1].complete:
+            value = hint.cost.energy_pj
+            elapsed = time.perf_counter() - start
+            report = SolverReport(
+                "cpsat", "OPTIMAL", value, value, 0.0, elapsed, 0, proof_work=proofs[-1].work
+            )
+            return SearchResult(hint.mapping, hint.cost, report)
     built = build_model(space, options)
-    scale, cap = built.form.scale, built.cap
+    scale = built.form.scale
     nest, target = space.nest, space.target
 
-    hint = warm_start(space, options)
     if hint is not None:
         built.hint(*decode(space, hint.mapping))
-    proving = options.objective == "energy"  # the proof search bounds energy only
     solver, status = built.solve(options, CPSAT_SHARE if proving else 1.0)
     if status == cp_model.INFEASIBLE and hint is None:
         return None
@@ -184,15 +202,11 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
                 seed=options.seed,
             ),
         )
-    proof = None
-    if proving and status != cp_model.OPTIMAL:
-        budget = budget_for(options.time_limit_s * (1 - CPSAT_SHARE))
-        proof = prove(space, best.cost.energy_pj, budget, cap)
-        if proof.factors is not None:
-            mapping = space.mapping(proof.factors, proof.orders)  # type: ignore[arg-type]
-            cost = score_point(space, mapping)
-            assert cost is not None and abs(cost.energy_pj / proof.energy_pj - 1) < 1e-9
-            best = SearchResult(mapping, cost, best.report)
+    # A proof from CP-SAT's point where it beat the proof's: a lower incumbent prunes more.
+    improved = not proofs or best.cost.energy_pj < proofs[-1].energy_pj * (1 - IMPROVEMENT)
+    if proving and status != cp_model.OPTIMAL and improved:
+        proofs.append(prove(space, best.cost.energy_pj, budget, cap))
+        best = _proven(space, best, proofs[-1])
     value = objective_value(best.cost, options.objective)
     bound = 0.0
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -204,17 +218,27 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     # INFEASIBLE here means CP-SAT failed on a space the warm start has a point of.
     unsolved = (cp_model.UNKNOWN, cp_model.INFEASIBLE)
     name = "FEASIBLE" if status in unsolved else solver.StatusName(status)
-    if proof is not None:
-        bound = max(bound, proof.bound_pj)
-        name = "OPTIMAL" if proof.complete else name
+    if proving and status != cp_model.OPTIMAL:
+        bound = max(bound, *(p.bound_pj for p in proofs))
+        name = "OPTIMAL" if any(p.complete for p in proofs) else name
     bound = min(bound, value)  # map_layer raises it to the space's energy bound
     gap = 0.0 if name == "OPTIMAL" else max(0.0, (value - bound) / value)
-    work = proof.work if proof is not None else 0
+    work = sum(p.work for p in proofs)
     elapsed = time.perf_counter() - start  # the warm start, CP-SAT and the proof
     report = SolverReport(
         "cpsat", name, value, bound, gap, elapsed, solver.NumBranches(), proof_work=work
     )
     return SearchResult(best.mapping, best.cost, report)
+
+
+def _proven(space: MapSpace, best: SearchResult, proof: Proof) -> SearchResult:
+    """``best``, or the cheaper point the proof found, scored by the cost model."""
+    if proof.factors is None:
+        return best
+    mapping = space.mapping(proof.factors, proof.orders)  # type: ignore[arg-type]
+    cost = score_point(space, mapping)
+    assert cost is not None and abs(cost.energy_pj / proof.energy_pj - 1) < 1e-9
+    return SearchResult(mapping, cost, best.report)
 
 
 def _inside(space: MapSpace, level: int) -> list[Slot]:
