@@ -95,10 +95,12 @@ def test_a_descent_stops_at_full_effort_even_mid_sweep(monkeypatch) -> None:  # 
         return score(*args, **kwargs)
 
     monkeypatch.setattr(local_search, "_score", counted)
-    for time_limit in (0.1, 10.0):
-        calls = 0
-        _descend(space, start, SearchOptions(time_limit_s=time_limit), None)
-        assert calls == local_search.EVALUATIONS_PER_START
+    for objective in ("energy", "latency"):
+        for time_limit in (0.1, 10.0):
+            calls = 0
+            options = SearchOptions(objective, time_limit_s=time_limit)
+            _descend(space, start, options, None)
+            assert calls == local_search.effort(options).evaluations_per_start
 
 
 def test_points_asked_again_are_scored_once_and_the_memory_stays_bounded(monkeypatch) -> None:  # noqa: ANN001
