@@ -45,7 +45,7 @@ from joule.passes.mapper.outcome import (
     score_point,
 )
 from joule.passes.mapper.proof.prove import IMPROVEMENT, Proof, budget_for, prove
-from joule.passes.mapper.search.local_search import decode, warm_start
+from joule.passes.mapper.search.local_search import decode, descend, warm_start
 from joule.passes.mapper.search.random_sampling import solve_random
 from ortools.sat.python import cp_model
 
@@ -160,7 +160,7 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     proofs: list[Proof] = []
     if proving and hint is not None:
         proofs.append(prove(space, hint.cost.energy_pj, budget, cap))
-        hint = _proven(space, hint, proofs[-1])
+        hint = _proven(space, hint, proofs[-1], options, cap)
         if proofs[-1].complete:
             value = hint.cost.energy_pj
             elapsed = time.perf_counter() - start
@@ -206,7 +206,7 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     improved = not proofs or best.cost.energy_pj < proofs[-1].energy_pj * (1 - IMPROVEMENT)
     if proving and status != cp_model.OPTIMAL and improved:
         proofs.append(prove(space, best.cost.energy_pj, budget, cap))
-        best = _proven(space, best, proofs[-1])
+        best = _proven(space, best, proofs[-1], options, cap)
     value = objective_value(best.cost, options.objective)
     bound = 0.0
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
@@ -231,14 +231,18 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     return SearchResult(best.mapping, best.cost, report)
 
 
-def _proven(space: MapSpace, best: SearchResult, proof: Proof) -> SearchResult:
-    """``best``, or the cheaper point the proof found, scored by the cost model."""
+def _proven(
+    space: MapSpace, best: SearchResult, proof: Proof, options: SearchOptions, cap: int | None
+) -> SearchResult:
+    """``best``, or the cheaper point the proof found, scored by the cost model. The proof
+    takes the first point of the least energy; a descent from it moves only to ties with
+    fewer cycles (``rank_key``), which the proof does not look for."""
     if proof.factors is None:
         return best
     mapping = space.mapping(proof.factors, proof.orders)  # type: ignore[arg-type]
     cost = score_point(space, mapping)
     assert cost is not None and abs(cost.energy_pj / proof.energy_pj - 1) < 1e-9
-    return SearchResult(mapping, cost, best.report)
+    return descend(space, SearchResult(mapping, cost, best.report), options, cap)
 
 
 def _inside(space: MapSpace, level: int) -> list[Slot]:

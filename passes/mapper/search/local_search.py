@@ -74,7 +74,7 @@ def warm_start(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     ranked = sorted(starts.values(), key=lambda point: rank_key(point.cost, options.objective))
     best = None
     for result in ranked[: effort(options).starts]:
-        best = _better(best, _descend(space, result, options, cap), options)
+        best = _better(best, descend(space, result, options, cap), options)
     count = max(1, round(effort(options).unrolling_starts_per_second * options.time_limit_s))
     for entry in (ranked_unrollings(space) or [])[:count]:
         energy = best.cost.energy_pj if best is not None else None
@@ -82,7 +82,7 @@ def warm_start(space: MapSpace, options: SearchOptions) -> SearchResult | None:
             break  # no point with this unrolling (or a later one) can do better
         start = _sample_unrolling(space, entry.factors, rng, cap, options)
         if start is not None:
-            best = _better(best, _descend(space, start, options, cap), options)
+            best = _better(best, descend(space, start, options, cap), options)
     return best
 
 
@@ -116,7 +116,7 @@ def _sample_unrolling(
     return best
 
 
-def _descend(
+def descend(
     space: MapSpace, start: SearchResult, options: SearchOptions, cap: int | None
 ) -> SearchResult:
     """Coordinate descent: re-tile one dim (or re-order one level) at a time, keep the best.
@@ -137,7 +137,8 @@ def _descend(
         )
         for kind, what in moves:
             if kind == "dim":
-                options_ = [({**factors, what: t}, orders) for t in space.factor_tuples[what]]
+                near = _nearest_first(space.factor_tuples[what], factors[what])
+                options_ = [({**factors, what: t}, orders) for t in near]
             elif kind == "pair":
                 options_ = [
                     ({**factors, **moved}, orders) for moved in _joint_shifts(space, factors, what)
@@ -157,6 +158,13 @@ def _descend(
                 ):
                     best, factors, orders, improved = point, f, o, True
     return best
+
+
+def _nearest_first(tuples: list[tuple[int, ...]], current: tuple[int, ...]) -> list:
+    """``tuples`` fewest changed slots first: a dim with tens of thousands of tilings is
+    cut at the effort's evaluations, and the nearest are the moves a descent is for
+    (a depthwise layer's 18 groups at DRAM move onto the array 6 x 3 in two steps)."""
+    return sorted(tuples, key=lambda t: sum(a != b for a, b in zip(t, current, strict=True)))
 
 
 def _joint_shifts(
