@@ -46,6 +46,7 @@ class ResidualNest:
         # Each score asks the same per-dim counts for many terms: memoised per mapping.
         self._combos: dict[tuple, int] = {}
         self._inside: dict[tuple[str, int], int] = {}
+        self._boxes: dict[tuple, int] = {}  # fills of several terms share box sums
 
     # -- per dim ------------------------------------------------------------------------
 
@@ -150,6 +151,20 @@ class ResidualNest:
         """Sum over the tiles that run of the box's extent on ``axes`` (dims shared
         by no other axes); with ``star`` (L*), of the overlap a step of L* keeps,
         L*'s dim counted apart (its previous tile is full)."""
+        key = (terms, tuple(axes), level, free, star)
+        hit = self._boxes.get(key)
+        if hit is None:
+            hit = self._boxes[key] = self._walk_box(terms, axes, level, free, star)
+        return hit
+
+    def _walk_box(
+        self,
+        terms: Terms,
+        axes: list[int],
+        level: int,
+        free: frozenset[int],
+        star: FlatLoop | None,
+    ) -> int:
         if len(axes) == 1 and len(terms[axes[0]]) == 1:
             # One dim on one axis (most axes): no combinations to walk.
             ((d, c),) = terms[axes[0]]
