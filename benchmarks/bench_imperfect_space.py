@@ -30,9 +30,11 @@ from joule.lower import lower_model
 from joule.passes.canonicalize import drop_unit_dims
 from joule.passes.dataflow import space_constraints
 from joule.passes.mapper.bounds.spatial import _per_unrolling, spatial_slots
+from joule.passes.mapper.cpsat.solve import CPSAT_SHARE
 from joule.passes.mapper.map_layer import map_layer
 from joule.passes.mapper.mapspace.space import MapSpace, canonical_tuple
 from joule.passes.mapper.outcome import SearchOptions
+from joule.passes.mapper.proof.prove import budget_for
 from joule.passes.mapper.search.local_search import decode
 from joule.report.files import write_atomic
 from joule.targets import load_target
@@ -154,7 +156,7 @@ def proof_rows(networks: Path) -> list[dict]:
 
 
 def proof_markdown(rows: list[dict]) -> str:
-    ratios = sorted(r["imperfect"][2] / max(1, r["perfect"][2]) for r in rows)
+    ratios = sorted(r["imperfect"][2] / r["perfect"][2] for r in rows if r["perfect"][2])
     imperfect = sorted(r["imperfect"][2] for r in rows)
     lines = [
         "",
@@ -166,7 +168,10 @@ def proof_markdown(rows: list[dict]) -> str:
         f"- imperfect points to cover: median {statistics.median(imperfect):.2g}, "
         f"min {imperfect[0]:.2g}, max {imperfect[-1]:.2g};",
         f"- imperfect over perfect: median {statistics.median(ratios):,.0f}×, "
-        f"min {ratios[0]:,.0f}×, max {ratios[-1]:.2g}×.",
+        f"min {ratios[0]:,.0f}×, max {ratios[-1]:.2g}× (where the perfect space leaves "
+        "any: on some layers its bounds alone prove the optimum);",
+        f"- the proof's budget at the default 2 s: {budget_for(2 * (1 - CPSAT_SHARE)):,} "
+        "work units (a point scored or floored under one loop order, a partial point built).",
         "",
         "| network | layer | perfect: open / unrollings, points | imperfect: open / unrollings,"
         " points | × |",
@@ -176,7 +181,7 @@ def proof_markdown(rows: list[dict]) -> str:
         (pu, po, pp), (iu, io, ip) = r["perfect"], r["imperfect"]
         lines.append(
             f"| {r['network']} | {r['layer']} | {po} / {pu}, {pp:.2g} | {io} / {iu}, {ip:.2g} "
-            f"| {ip / max(1, pp):,.0f} |"
+            f"| {f'{ip / pp:,.0f}' if pp else '—'} |"
         )
     return "\n".join(lines) + "\n"
 

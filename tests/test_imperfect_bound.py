@@ -5,7 +5,8 @@ N = 13 over 4 PEs spends less than it. The imperfect bound takes any spatial
 factors and counts only the instance combinations that surely run; no point of
 the imperfect space spends less (random points and the exhaustive optimum of
 small layers, on every bundled target and the linked ones), and where the
-residual search meets it the report says OPTIMAL over residual tiles.
+residual search meets it the report says OPTIMAL over residual tiles. Latency's and
+EDP's floors (every PE busy every cycle) hold on the same points.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from joule.passes.mapper.bounds.spatial import (
     energy_bound_pj,
     imperfect_energy_bound_pj,
 )
-from joule.passes.mapper.map_layer import map_layer
+from joule.passes.mapper.map_layer import map_layer, objective_floor
 from joule.passes.mapper.mapspace.space import MapSpace, canonical_tuple
 from joule.passes.mapper.outcome import SearchOptions
 from joule.targets import load_target
@@ -122,6 +123,7 @@ def test_no_random_residual_point_spends_less(name: str) -> None:
         nest = drop_unit_dims(awkward_layer(rng, index))
         space = MapSpace(nest, target, space_constraints(nest, target))
         bound = imperfect_energy_bound_pj(space)
+        floors = {o: objective_floor(space, SearchOptions(o), bound) for o in ("latency", "edp")}
         for _ in range(80):
             mapping = _random_point(rng, space)
             if mapping is None:
@@ -135,6 +137,8 @@ def test_no_random_residual_point_spends_less(name: str) -> None:
                 math.prod(mapping.factors(d)) != e for d, e in nest.extents.items() if e > 1
             )
             assert cost.energy_pj >= bound * (1 - 1e-9), (nest.name, mapping)
+            assert cost.cycles >= floors["latency"], (nest.name, mapping)
+            assert cost.energy_pj * cost.cycles >= floors["edp"] * (1 - 1e-9), nest.name
     assert checked >= 600 and ragged >= checked // 2
 
 

@@ -54,7 +54,8 @@ def map_layer(
         raise _no_mapping(space, options)
     imperfect = options.factors == "imperfect"
     space_bound = imperfect_energy_bound_pj(space) if imperfect else energy_bound_pj(space)
-    report = _with_energy_bound(result.report, space_bound, options)
+    floor = objective_floor(space, options, space_bound)
+    report = _with_energy_bound(result.report, space_bound, floor, options)
     result = dataclasses.replace(result, report=report)
     if imperfect and mapper != "exhaustive":
         refined = refine_imperfect(space, result, options)
@@ -62,24 +63,34 @@ def map_layer(
         exact = solve_cpsat_imperfect(space, options, refined) if mapper == "cpsat" else None
         proven = exact is not None and exact.report.status == "OPTIMAL"
         refined = exact or refined
-        report = _imperfect_report(report, refined, space_bound, options, proven)
+        report = _imperfect_report(report, refined, space_bound, floor, options, proven)
         result = dataclasses.replace(refined, report=report)
     return result
+
+
+def objective_floor(space: MapSpace, options: SearchOptions, energy_bound_pj: float) -> float:
+    """No mapping's objective is lower: the energy bound; for latency the cycles of every
+    PE busy every cycle (each runs at most one MAC per cycle); for EDP their product."""
+    if options.objective == "energy":
+        return energy_bound_pj
+    cycles = -(-space.nest.macs // space.target.pes)
+    return cycles if options.objective == "latency" else cycles * energy_bound_pj
 
 
 def _imperfect_report(
     perfect: SolverReport,
     refined: SearchResult,
     space_bound: float,
+    floor: float,
     options: SearchOptions,
     proven: bool,
 ) -> SolverReport:
-    """OPTIMAL over residual tiles where CP-SAT proved it (``proven``) or the energy meets
-    the imperfect space's energy bound; else FEASIBLE with the gap to that bound (other
-    objectives: no bound). The perfect space's own status and objective are kept."""
+    """OPTIMAL over residual tiles where CP-SAT proved it (``proven``) or the objective
+    meets the imperfect space's floor (``objective_floor``); else FEASIBLE with the gap to
+    it. The perfect space's own status and objective are kept."""
     value = objective_value(refined.cost, options.objective)
     energy = refined.cost.energy_pj
-    bound = min(value, space_bound) if options.objective == "energy" else 0.0
+    bound = min(value, floor)
     gap = max(0.0, (value - bound) / value) if value else 0.0
     proven = proven or gap <= BOUND_MET
     if proven:
@@ -98,18 +109,21 @@ def _imperfect_report(
 
 
 def _with_energy_bound(
-    report: SolverReport, bound_pj: float, options: SearchOptions
+    report: SolverReport, bound_pj: float, floor: float, options: SearchOptions
 ) -> SolverReport:
-    """Record the energy no mapping of the layer can beat. For the energy objective that
-    is the better of the space's energy bound and the mapper's own (never past the
-    objective; for an OPTIMAL layer it is the objective), and it sets the gap."""
-    if options.objective != "energy":
-        return dataclasses.replace(report, energy_bound_pj=bound_pj)
-    bound = min(report.objective, max(report.bound, bound_pj))
+    """Record the energy no mapping of the layer can beat, and raise the mapper's bound
+    to the objective's ``floor`` (never past the objective), which sets the gap; a layer
+    whose objective meets it is OPTIMAL. For energy the floor is that energy bound, and
+    for an OPTIMAL layer it is the objective."""
+    bound = min(report.objective, max(report.bound, floor))
+    energy_bound = bound if options.objective == "energy" else bound_pj
     if report.status == "OPTIMAL":
-        return dataclasses.replace(report, energy_bound_pj=bound)
+        return dataclasses.replace(report, energy_bound_pj=energy_bound)
     gap = (report.objective - bound) / report.objective if report.objective else 0.0
-    return dataclasses.replace(report, bound=bound, gap=gap, energy_bound_pj=bound)
+    status = "OPTIMAL" if gap <= BOUND_MET else report.status
+    return dataclasses.replace(
+        report, status=status, bound=bound, gap=gap, energy_bound_pj=energy_bound
+    )
 
 
 def _no_mapping(space: MapSpace, options: SearchOptions) -> JouleError:
