@@ -153,25 +153,18 @@ class ResidualNest:
         L*'s dim counted apart (its previous tile is full)."""
         key = (terms, tuple(axes), level, free, star)
         hit = self._boxes.get(key)
-        if hit is None:
-            hit = self._boxes[key] = self._walk_box(terms, axes, level, free, star)
-        return hit
-
-    def _walk_box(
-        self,
-        terms: Terms,
-        axes: list[int],
-        level: int,
-        free: frozenset[int],
-        star: FlatLoop | None,
-    ) -> int:
+        if hit is not None:
+            return hit
         if len(axes) == 1 and len(terms[axes[0]]) == 1:
             # One dim on one axis (most axes): no combinations to walk.
             ((d, c),) = terms[axes[0]]
             c = abs(c)
             if star is not None:  # L* is this axis's dim: one full tile, shifted
-                return max(0, 1 + c * (self.inside(d, level) - 1) - c * star.step)
-            return sum(n * (1 + c * (size - 1)) for size, n in self.sizes(d, level, free))
+                total = max(0, 1 + c * (self.inside(d, level) - 1) - c * star.step)
+            else:
+                total = sum(n * (1 + c * (size - 1)) for size, n in self.sizes(d, level, free))
+            self._boxes[key] = total
+            return total
         dims = sorted({d for a in axes for d, _ in terms[a]})
         star_dim = None if star is None else star.dim
         choices: list[Iterable[tuple[int, int]]] = []
@@ -192,6 +185,7 @@ class ResidualNest:
                     extent = max(0, extent - shift) if shift else extent
                 value *= extent
             total += weight * value
+        self._boxes[key] = total
         return total
 
     def linked(self, terms: Terms, child: int, axis: str, collapsed: frozenset[int]) -> int:

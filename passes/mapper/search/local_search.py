@@ -39,6 +39,8 @@ SMALL_SPACE = 20_000
 
 @dataclass(frozen=True)
 class Effort:
+    """How hard the warm start searches: what goes on from its point decides."""
+
     starts: int  # descents from the best random samples
     evaluations_per_start: int  # at time limits of FULL_EFFORT_S and more
     unrolling_starts_per_second: float  # of the solver time limit: more time, more starts
@@ -58,8 +60,8 @@ def effort(options: SearchOptions) -> Effort:
 
 
 def warm_start(space: MapSpace, options: SearchOptions) -> SearchResult | None:
-    """A good point to hint CP-SAT with, or None (none found, or the space is so small
-    that CP-SAT does better alone)."""
+    """A good point to start the proof search and CP-SAT from, or None (none found, or
+    the space is so small that CP-SAT does better alone)."""
     if space.size <= SMALL_SPACE:
         return None
     rng = random.Random(options.seed)
