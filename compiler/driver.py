@@ -67,7 +67,8 @@ def compile_model(
     :class:`PrecisionPlan` or its YAML file); None keeps the target's own widths.
     ``factors``: ``"perfect"`` (every loop divides its dim; optimal over that space
     with a certificate) or ``"imperfect"`` (then improved with residual tiles; proven
-    only where the energy meets the imperfect space's bound, else with its gap;
+    only where CP-SAT covers the layer or the objective meets the imperfect space's
+    floor, else with its gap;
     docs/cost-model.md, "Imperfect factors").
     Ctrl-C raises :class:`CompileInterrupted` with the partial schedule.
     """
@@ -198,7 +199,7 @@ def _schedule(module: MappingModule, objective: str, dataflow: str, mapper: str)
             f"--factors imperfect: residual tiles improved {better} of {len(refined)} distinct "
             f"layers on the perfect-factor optimum (proven on {proven} of them); proven "
             f"optimal over residual tiles too: {certified} (by CP-SAT over every imperfect "
-            "tuple, or an energy meeting the imperfect space's bound), the rest report "
+            "tuple, or an objective meeting the imperfect space's floor), the rest report "
             "their gap (solver.gap and solver.perfect_objective per layer)"
         )
     if unsolved:

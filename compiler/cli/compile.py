@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="perfect",
         choices=["perfect", "imperfect"],
         help="imperfect: loops may leave a residual tile (improves the perfect optimum; "
-        "proven where CP-SAT covers the layer or the imperfect bound is met, else a gap)",
+        "proven where CP-SAT covers the layer or the imperfect floor is met, else a gap)",
     )
     parser.add_argument(
         "--samples", type=int, default=DEFAULT_SAMPLES, help="valid samples for --mapper random"

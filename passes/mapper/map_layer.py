@@ -91,7 +91,7 @@ def _imperfect_report(
     value = objective_value(refined.cost, options.objective)
     energy = refined.cost.energy_pj
     bound = min(value, floor)
-    gap = max(0.0, (value - bound) / value) if value else 0.0
+    gap = _gap(value, bound)
     proven = proven or gap <= BOUND_MET
     if proven:
         bound, gap = value, 0.0
@@ -119,11 +119,16 @@ def _with_energy_bound(
     energy_bound = bound if options.objective == "energy" else bound_pj
     if report.status == "OPTIMAL":
         return dataclasses.replace(report, energy_bound_pj=energy_bound)
-    gap = (report.objective - bound) / report.objective if report.objective else 0.0
+    gap = _gap(report.objective, bound)
     status = "OPTIMAL" if gap <= BOUND_MET else report.status
     return dataclasses.replace(
         report, status=status, bound=bound, gap=gap, energy_bound_pj=energy_bound
     )
+
+
+def _gap(value: float, bound: float) -> float:
+    """How far above ``bound`` (at most ``value``) the objective ``value`` may be, relative."""
+    return (value - bound) / value if value else 0.0
 
 
 def _no_mapping(space: MapSpace, options: SearchOptions) -> JouleError:

@@ -203,9 +203,10 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
                 seed=options.seed,
             ),
         )
+    open_ = proving and status != cp_model.OPTIMAL  # the proof's bound is wanted
     # A proof from CP-SAT's point where it beat the proof's: a lower incumbent prunes more.
     improved = not proofs or best.cost.energy_pj < proofs[-1].energy_pj * (1 - IMPROVEMENT)
-    if proving and status != cp_model.OPTIMAL and improved:
+    if open_ and improved:
         proofs.append(prove(space, best.cost.energy_pj, budget, cap))
         best = _proven(space, best, proofs[-1], options, cap)
     value = objective_value(best.cost, options.objective)
@@ -219,7 +220,7 @@ def solve_cpsat(space: MapSpace, options: SearchOptions) -> SearchResult | None:
     # INFEASIBLE here means CP-SAT failed on a space the warm start has a point of.
     unsolved = (cp_model.UNKNOWN, cp_model.INFEASIBLE)
     name = "FEASIBLE" if status in unsolved else solver.StatusName(status)
-    if proving and status != cp_model.OPTIMAL:
+    if open_:
         bound = max(bound, *(p.bound_pj for p in proofs))
         name = "OPTIMAL" if any(p.complete for p in proofs) else name
     bound = min(bound, value)  # map_layer raises it to the space's energy bound

@@ -108,7 +108,8 @@ class MapSpace:
                         break
                     close(k - 1, (f, *tail), inside * f)
 
-        close(len(slots) - 1, (), 1) if slots else None
+        if slots:
+            close(len(slots) - 1, (), 1)
         return sorted(out)
 
     @cached_property
